@@ -7,7 +7,15 @@
     "author": "Sales Funnel Report contributors",
     "website": "https://github.com/sales-funnel-report/sales_funnel_report",
     "depends": ["sale_crm", "sale_management"],
-    "data": [],
+    "data": [
+        "security/ir.model.access.csv",
+        "security/sales_funnel_security.xml",
+        "views/crm_lead_stage_history_views.xml",
+        "views/crm_lead_views.xml",
+        "views/res_config_settings_views.xml",
+        "wizard/crm_lead_lost_views.xml",
+        "report/sales_funnel_report_views.xml",
+    ],
     "installable": True,
     "application": False,
 }

@@ -1,0 +1,87 @@
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError
+
+# Writing any of these changes what the funnel shows for a deal.
+FUNNEL_FIELDS = frozenset({
+    "stage_id", "active", "lost_reason_id", "team_id", "user_id", "company_id", "partner_id",
+    "source_id", "medium_id", "campaign_id", "type", "expected_revenue", "probability",
+})
+# Writing any of these may open or close a stay.
+HISTORY_FIELDS = frozenset({"stage_id", "active", "lost_reason_id", "team_id", "type"})
+
+
+class CrmLead(models.Model):
+    _inherit = "crm.lead"
+
+    stage_history_ids = fields.One2many(
+        "crm.lead.stage.history", "lead_id", string="Stage History", readonly=True
+    )
+    stage_history_count = fields.Integer(compute="_compute_stage_history_count")
+
+    def _compute_stage_history_count(self):
+        counts = dict(self.env["crm.lead.stage.history"]._read_group(
+            [("lead_id", "in", self.ids)], ["lead_id"], ["__count"]
+        ))
+        for lead in self:
+            lead.stage_history_count = counts.get(lead, 0)
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        leads = super().create(vals_list)
+        leads._record_funnel(history=True)
+        return leads
+
+    def write(self, vals):
+        if vals.get("active") is False:
+            self._check_lost_reason(vals)
+        res = super().write(vals)
+        if FUNNEL_FIELDS.intersection(vals):
+            self._record_funnel(history=bool(HISTORY_FIELDS.intersection(vals)))
+        return res
+
+    def _record_funnel(self, history):
+        """Record the stays of these deals, then their funnel rows: a fixed
+        number of statements whatever the number of deals."""
+        if not self:
+            return
+        if history:
+            self.env["crm.lead.stage.history"]._record(self.ids)
+        self.env["sales.funnel.fact"]._refresh(self.ids)
+
+    def action_set_lost(self, **additional_values):
+        # The reason arrives in a second write, after the archive: let the archive through.
+        leads = self
+        if additional_values.get("lost_reason_id"):
+            leads = self.with_context(sales_funnel_lost_reason_given=True)
+        elif self._lost_reason_required():
+            raise UserError(self._lost_reason_missing_message())
+        return super(CrmLead, leads).action_set_lost(**additional_values)
+
+    def _check_lost_reason(self, vals):
+        if (
+            vals.get("lost_reason_id")
+            or self.env.context.get("sales_funnel_lost_reason_given")
+            or not self._lost_reason_required()
+        ):
+            return
+        if any(lead.active and not lead.lost_reason_id for lead in self):
+            raise UserError(self._lost_reason_missing_message())
+
+    @api.model
+    def _lost_reason_required(self):
+        return bool(self.env["ir.config_parameter"].sudo().get_param(
+            "sales_funnel_report.lost_reason_required"
+        ))
+
+    @api.model
+    def _lost_reason_missing_message(self):
+        return _("A loss reason is required to mark a deal as lost. Choose one and try again.")
+
+    def action_view_stage_history(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "sales_funnel_report.crm_lead_stage_history_action"
+        )
+        action["domain"] = [("lead_id", "=", self.id)]
+        action["context"] = {"create": False}
+        return action

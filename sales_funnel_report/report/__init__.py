@@ -1,0 +1,2 @@
+from . import sales_funnel_fact
+from . import sales_funnel_report

@@ -1,0 +1,124 @@
+from odoo import api, fields, models
+from odoo.tools import SQL
+
+
+class SalesFunnelFact(models.Model):
+    """The funnel rows, kept up to date at write time.
+
+    One row per deal and funnel stage it reached, with the deal's dimensions
+    copied in, so that the report reads a single narrow table. The counting
+    rules are those of :class:`~.sales_funnel_report.SalesFunnelReport`;
+    :meth:`_refresh` is their only implementation.
+    """
+
+    _name = "sales.funnel.fact"
+    _description = "Sales Funnel Row (storage)"
+    _log_access = False
+    _order = "lead_id, stage_sequence, stage_id"
+
+    lead_id = fields.Many2one("crm.lead", required=True, ondelete="cascade", index=True)
+    stage_id = fields.Many2one("crm.stage", required=True, ondelete="cascade", index=True)
+    stage_sequence = fields.Integer()
+    team_id = fields.Many2one("crm.team", ondelete="set null")
+    user_id = fields.Many2one("res.users", ondelete="set null")
+    company_id = fields.Many2one("res.company", ondelete="set null")
+    partner_id = fields.Many2one("res.partner", ondelete="set null")
+    lost_reason_id = fields.Many2one("crm.lost.reason", ondelete="set null")
+    source_id = fields.Many2one("utm.source", ondelete="set null")
+    medium_id = fields.Many2one("utm.medium", ondelete="set null")
+    campaign_id = fields.Many2one("utm.campaign", ondelete="set null")
+    type = fields.Char()
+    state = fields.Char(required=True)
+    deal_state = fields.Char(required=True)
+    skipped = fields.Boolean()
+    create_date = fields.Datetime()
+    date_in = fields.Datetime()
+    visit_count = fields.Integer()
+    duration_days = fields.Float()
+    expected_revenue = fields.Float()
+
+    @api.model
+    def _refresh_teams(self, team_ids):
+        self.env.flush_all()
+        self.env.cr.execute(SQL("SELECT id FROM crm_lead WHERE team_id = ANY(%s)", team_ids))
+        self._refresh([row[0] for row in self.env.cr.fetchall()])
+
+    @api.model
+    def _refresh(self, lead_ids=None):
+        """Rewrite the funnel rows of ``lead_ids`` (all deals when ``None``)
+        from the deals, their stays and the stages, in two statements."""
+        if lead_ids is not None and not lead_ids:
+            return
+        self.env.flush_all()
+        only = SQL("TRUE") if lead_ids is None else SQL("lead_id = ANY(%s)", list(lead_ids))
+        only_lead = SQL("TRUE") if lead_ids is None else SQL("l.id = ANY(%s)", list(lead_ids))
+        self.env.cr.execute(SQL("DELETE FROM sales_funnel_fact WHERE %s", only))
+        self.env.cr.execute(SQL(
+            """
+            WITH deal AS (
+                SELECT l.id, l.stage_id, l.active, l.team_id, l.user_id, l.company_id,
+                       l.partner_id, l.lost_reason_id, l.source_id, l.medium_id,
+                       l.campaign_id, l.type, l.create_date, l.expected_revenue,
+                       pos.sequence AS pos_sequence,
+                       l.active AND COALESCE(pos.is_won, FALSE) AS won
+                  FROM crm_lead l
+                  JOIN crm_stage pos ON pos.id = l.stage_id
+                 WHERE %(only_lead)s
+            ), stay AS (
+                SELECT lead_id, stage_id, min(date_in) AS date_in, count(*) AS visits,
+                       sum(duration_days) AS days
+                  FROM crm_lead_stage_history
+                 WHERE %(only)s
+                 GROUP BY lead_id, stage_id
+            ), reached AS (
+                SELECT deal.id AS lead_id, s.id AS stage_id, s.sequence
+                  FROM deal
+                  JOIN crm_stage s
+                    ON (s.team_id = deal.team_id OR s.team_id IS NULL OR s.id = deal.stage_id)
+                   AND (s.sequence, s.id) <= (deal.pos_sequence, deal.stage_id)
+            ), visited AS (
+                -- reached stages, and stages visited beyond the position (moved back
+                -- from there): a stage jumped over dates from the first later stay
+                SELECT lead_id, stage_id, sequence, TRUE AS reached FROM reached
+                 UNION ALL
+                SELECT stay.lead_id, stay.stage_id, s.sequence, FALSE
+                  FROM stay
+                  JOIN crm_stage s ON s.id = stay.stage_id
+                 WHERE NOT EXISTS (SELECT 1 FROM reached r
+                                    WHERE r.lead_id = stay.lead_id
+                                      AND r.stage_id = stay.stage_id)
+            ), ordered AS (
+                SELECT v.lead_id, v.stage_id, v.sequence, v.reached,
+                       stay.date_in, stay.visits, stay.days,
+                       min(stay.date_in) OVER (
+                           PARTITION BY v.lead_id ORDER BY v.sequence DESC, v.stage_id DESC
+                           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS later_in
+                  FROM visited v
+                  LEFT JOIN stay ON stay.lead_id = v.lead_id AND stay.stage_id = v.stage_id
+            )
+            INSERT INTO sales_funnel_fact (
+                lead_id, stage_id, stage_sequence, team_id, user_id, company_id, partner_id,
+                lost_reason_id, source_id, medium_id, campaign_id, type, state, deal_state,
+                skipped, create_date, date_in, visit_count, duration_days, expected_revenue)
+            SELECT o.lead_id, o.stage_id, o.sequence, d.team_id, d.user_id, d.company_id,
+                   d.partner_id,
+                   CASE WHEN o.stage_id = d.stage_id AND NOT d.active THEN d.lost_reason_id END,
+                   d.source_id, d.medium_id, d.campaign_id, d.type,
+                   CASE WHEN o.stage_id <> d.stage_id THEN 'passed'
+                        WHEN NOT d.active THEN 'lost'
+                        WHEN d.won THEN 'won'
+                        ELSE 'open' END,
+                   CASE WHEN NOT d.active THEN 'lost' WHEN d.won THEN 'won' ELSE 'open' END,
+                   o.visits IS NULL,
+                   d.create_date,
+                   COALESCE(o.date_in, o.later_in, d.create_date),
+                   COALESCE(o.visits, 0),
+                   CASE WHEN o.stage_id <> d.stage_id OR NOT d.active THEN o.days END,
+                   d.expected_revenue
+              FROM ordered o
+              JOIN deal d ON d.id = o.lead_id
+             WHERE o.reached
+            """,
+            only=only, only_lead=only_lead,
+        ))
+        self.invalidate_model()

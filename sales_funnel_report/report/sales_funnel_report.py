@@ -1,0 +1,153 @@
+from odoo import fields, models
+from odoo.tools import SQL
+
+STATES = [("passed", "Passed"), ("lost", "Lost"), ("open", "Open"), ("won", "Won")]
+DEAL_STATES = [("open", "Open"), ("won", "Won"), ("lost", "Lost")]
+
+
+class SalesFunnelReport(models.Model):
+    """Sales funnel: one row per deal and funnel stage it reached.
+
+    Counting rules (the README repeats them with a worked example):
+
+    * The funnel stages of a deal are the ``crm.stage`` records of its sales
+      team or of no team, in pipeline order (``sequence``, then ``id``).
+    * A deal's *position* is its current stage: where an open or won deal is
+      now, the stage a lost (archived) deal was lost in.
+    * A deal *reached* every funnel stage up to and including its position.
+      Stages it jumped over count as reached and are flagged ``skipped``;
+      stages it visited beyond its position (and moved back from) are not
+      reached.
+    * Every reached stage before the position was *passed*. At its position a
+      deal is exactly one of *lost*, *open* (still active there) or *won* (a
+      won stage). So per stage: reached = passed + lost + open + won.
+    * A deal counts once per stage however often it came back; its repeat
+      visits show in ``visit_count`` and its time in the durations.
+    * Duration in a stage: total days of the deal's finished stays there.
+      Empty, not zero, for a skipped stage, for the stage an open deal still
+      sits in and for the won stage (where the pipeline ends); a lost deal's
+      last stay ends when it is lost and counts.
+    * Conversion = passed / reached x 100; win rate = deals that reached the
+      stage and are won / reached x 100; both are ratios of sums in any
+      grouping and total, never means of row percentages. Average and median
+      days are taken over the non-empty durations.
+    * The loss reason sits on the lost row only.
+    """
+
+    _name = "sales.funnel.report"
+    _description = "Sales Funnel"
+    _auto = False
+    _rec_name = "stage_id"
+    _order = "lead_id, stage_sequence, stage_id"
+
+    lead_id = fields.Many2one("crm.lead", string="Deal", readonly=True)
+    stage_id = fields.Many2one("crm.stage", string="Stage", readonly=True)
+    stage_sequence = fields.Integer(string="Stage Sequence", readonly=True, aggregator=False)
+    team_id = fields.Many2one("crm.team", string="Sales Team", readonly=True)
+    user_id = fields.Many2one("res.users", string="Salesperson", readonly=True)
+    company_id = fields.Many2one("res.company", string="Company", readonly=True)
+    partner_id = fields.Many2one("res.partner", string="Customer", readonly=True)
+    lost_reason_id = fields.Many2one("crm.lost.reason", string="Loss Reason", readonly=True)
+    source_id = fields.Many2one("utm.source", string="Source", readonly=True)
+    medium_id = fields.Many2one("utm.medium", string="Medium", readonly=True)
+    campaign_id = fields.Many2one("utm.campaign", string="Campaign", readonly=True)
+    type = fields.Selection(
+        [("lead", "Lead"), ("opportunity", "Opportunity")], string="Type", readonly=True
+    )
+    state = fields.Selection(STATES, string="Outcome at Stage", readonly=True)
+    deal_state = fields.Selection(DEAL_STATES, string="Deal Status", readonly=True)
+    skipped = fields.Boolean(string="Skipped", readonly=True)
+    create_date = fields.Datetime(string="Deal Created", readonly=True)
+    date_in = fields.Datetime(string="Stage Entered", readonly=True)
+    visit_count = fields.Integer(string="Visits", readonly=True, aggregator=False)
+
+    lead_count = fields.Integer(string="Reached", readonly=True)
+    passed_count = fields.Integer(string="Passed", readonly=True)
+    lost_count = fields.Integer(string="Lost", readonly=True)
+    open_count = fields.Integer(string="Open", readonly=True)
+    won_count = fields.Integer(string="Won", readonly=True)
+    won_deal_count = fields.Integer(string="Reached and Won", readonly=True)
+    expected_revenue = fields.Float(string="Expected Revenue", readonly=True)
+    conversion_rate = fields.Float(
+        string="Conversion (%)", readonly=True, aggregator="avg",
+        help="Deals that passed the stage, per 100 deals that reached it.",
+    )
+    win_rate = fields.Float(
+        string="Win Rate (%)", readonly=True, aggregator="avg",
+        help="Deals that reached the stage and were won, per 100 deals that reached it.",
+    )
+    duration_days = fields.Float(
+        string="Average Days", readonly=True, aggregator="avg",
+        help="Average time spent in the stage by the deals that left it, in days.",
+    )
+    duration_median_days = fields.Float(
+        string="Median Days", readonly=True, aggregator="avg",
+        help="Median time spent in the stage by the deals that left it, in days.",
+    )
+
+    _depends = {
+        "sales.funnel.fact": [
+            "lead_id", "stage_id", "stage_sequence", "team_id", "user_id", "company_id",
+            "partner_id", "lost_reason_id", "source_id", "medium_id", "campaign_id", "type",
+            "state", "deal_state", "skipped", "create_date", "date_in", "visit_count",
+            "duration_days", "expected_revenue",
+        ],
+    }
+
+    @property
+    def _table_query(self):
+        return SQL(
+            """
+            SELECT f.id, f.lead_id, f.stage_id, f.stage_sequence, f.team_id, f.user_id,
+                   f.company_id, f.partner_id, f.lost_reason_id, f.source_id, f.medium_id,
+                   f.campaign_id, f.type, f.state, f.deal_state, f.skipped, f.create_date,
+                   f.date_in, f.visit_count, f.expected_revenue, f.duration_days,
+                   f.duration_days AS duration_median_days,
+                   1 AS lead_count,
+                   (f.state = 'passed')::int AS passed_count,
+                   (f.state = 'lost')::int AS lost_count,
+                   (f.state = 'open')::int AS open_count,
+                   (f.state = 'won')::int AS won_count,
+                   (f.deal_state = 'won')::int AS won_deal_count,
+                   CASE WHEN f.state = 'passed' THEN 100.0 ELSE 0.0 END AS conversion_rate,
+                   CASE WHEN f.deal_state = 'won' THEN 100.0 ELSE 0.0 END AS win_rate
+              FROM sales_funnel_fact f
+            """
+        )
+
+    def _read_group_select(self, aggregate_spec, query):
+        fname = aggregate_spec.split(":")[0]
+        if fname == "lead_count":
+            return SQL("COUNT(*)")
+        if fname in ("conversion_rate", "win_rate"):
+            part = "passed_count" if fname == "conversion_rate" else "won_deal_count"
+            return SQL(
+                "COALESCE(SUM(%s) * 100.0 / NULLIF(COUNT(*), 0), 0)",
+                self._field_to_sql(self._table, part, query),
+            )
+        if fname == "duration_median_days":
+            return SQL(
+                "PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY %s)",
+                self._field_to_sql(self._table, "duration_days", query),
+            )
+        return super()._read_group_select(aggregate_spec, query)
+
+    def _order_field_to_sql(self, alias, field_name, direction, nulls, query):
+        # Stages in pipeline order (sequence, id), like the counting rules, whatever
+        # the stage names and the reader's language.
+        if field_name == "stage_id":
+            terms = [
+                self._order_field_to_sql(alias, "stage_sequence", direction, nulls, query),
+                self._order_field_to_sql(alias, "stage_id.id", direction, nulls, query),
+            ]
+            return SQL(", ").join(terms)
+        return super()._order_field_to_sql(alias, field_name, direction, nulls, query)
+
+    def action_open_lead(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "res_model": "crm.lead",
+            "res_id": self.lead_id.id,
+            "views": [(False, "form")],
+        }

@@ -1,0 +1,2 @@
+from . import test_concurrency
+from . import test_stage_history

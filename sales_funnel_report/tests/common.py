@@ -1,0 +1,95 @@
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from unittest.mock import patch
+
+from odoo.tests import TransactionCase, freeze_time, new_test_user
+
+# Day 0 of every scenario; each move happens at 09:00 of its day.
+START = datetime(2025, 3, 3, 9, 0, 0)
+
+
+def day(n, hours=0):
+    return START + timedelta(days=n, hours=hours)
+
+
+class FunnelCase(TransactionCase):
+    """A team with its own pipeline A → B → C → Won, as in the worked example
+    (design/funnel-example.md), two loss reasons and a salesman who only sees
+    his own deals."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        env = cls.env
+        # Stages without a team belong to every pipeline: park the ones the
+        # database came with in a team of their own so the pipeline is exactly ours.
+        cls.other_team = env["crm.team"].create({"name": "Other pipeline"})
+        env["crm.stage"].search([("team_id", "=", False)]).write(
+            {"team_id": cls.other_team.id}
+        )
+        cls.team = env["crm.team"].create({"name": "Funnel team"})
+        Stage = env["crm.stage"]
+        cls.stage_a = Stage.create({"name": "A", "sequence": 1, "team_id": cls.team.id})
+        cls.stage_b = Stage.create({"name": "B", "sequence": 2, "team_id": cls.team.id})
+        cls.stage_c = Stage.create({"name": "C", "sequence": 3, "team_id": cls.team.id})
+        cls.stage_won = Stage.create(
+            {"name": "Won", "sequence": 10, "team_id": cls.team.id, "is_won": True}
+        )
+        cls.reason_price = env["crm.lost.reason"].create({"name": "Price"})
+        cls.reason_no_answer = env["crm.lost.reason"].create({"name": "No answer"})
+        cls.salesman = new_test_user(
+            env, login="funnel_salesman", groups="sales_team.group_sale_salesman",
+            name="Funnel Salesman",
+        )
+        cls.other_salesman = new_test_user(
+            env, login="funnel_other", groups="sales_team.group_sale_salesman",
+            name="Other Salesman",
+        )
+        cls.manager = new_test_user(
+            env, login="funnel_manager", groups="sales_team.group_sale_manager",
+            name="Funnel Manager",
+        )
+
+    @contextmanager
+    def at(self, when):
+        """Freeze Python's and the transaction's clock (history time is ``cr.now()``)."""
+        with freeze_time(when), patch.object(self.env.cr, "now", lambda: when):
+            yield
+
+    def new_deal(self, when, stage=None, name="Deal", user=None, **vals):
+        with self.at(when):
+            return self.env["crm.lead"].create({
+                "name": name,
+                "type": "opportunity",
+                "team_id": self.team.id,
+                "user_id": (user or self.salesman).id,
+                "stage_id": (stage or self.stage_a).id,
+                **vals,
+            })
+
+    def move(self, deal, stage, when):
+        with self.at(when):
+            deal.write({"stage_id": stage.id})
+
+    def lose(self, deal, reason, when):
+        """Lose through the wizard, as a user does."""
+        with self.at(when):
+            wizard = self.env["crm.lead.lost"].create(
+                {"lead_ids": [(6, 0, deal.ids)], "lost_reason_id": reason.id if reason else False}
+            )
+            wizard.action_lost_reason_apply()
+
+    def stays(self, deal):
+        """The deal's stays as (stage name, in, out, days, outcome, reason name)."""
+        history = self.env["crm.lead.stage.history"].search([("lead_id", "=", deal.id)])
+        return [
+            (
+                stay.stage_id.name,
+                stay.date_in,
+                stay.date_out or None,
+                round(stay.duration_days, 6) if stay.date_out else None,
+                stay.outcome,
+                stay.lost_reason_id.name or None,
+            )
+            for stay in history.sorted(lambda s: (s.date_in, s.id))
+        ]
