@@ -1,2 +1,3 @@
 from . import test_concurrency
+from . import test_funnel_report
 from . import test_stage_history

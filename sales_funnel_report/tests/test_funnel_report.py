@@ -1,0 +1,183 @@
+from odoo.tests import tagged
+
+from .common import FunnelCase, day
+
+def empty_or_rounded(value):
+    """read_group gives False for an aggregate over no value."""
+    return None if value is False or value is None else round(value, 4)
+
+
+MEASURES = [
+    "lead_count:sum", "passed_count:sum", "lost_count:sum", "open_count:sum", "won_count:sum",
+    "conversion_rate:avg", "win_rate:avg", "duration_days:avg", "duration_median_days:avg",
+]
+
+
+@tagged("post_install", "-at_install")
+class TestFunnelReport(FunnelCase):
+    """The worked example of design/funnel-example.md, number for number."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.reason_other = cls.env["crm.lost.reason"].create({"name": "Other"})
+
+    def setUp(self):
+        super().setUp()
+        # D1: A day 0 → B day 2 → C day 3 → won day 6
+        self.d1 = self.new_deal(day(0), name="D1", expected_revenue=1000)
+        self.move(self.d1, self.stage_b, day(2))
+        self.move(self.d1, self.stage_c, day(3))
+        with self.at(day(6)):
+            self.d1.action_set_won()
+        # D2: A day 0 → C day 4 (jumps over B) → lost day 5, Price
+        self.d2 = self.new_deal(day(0), name="D2", expected_revenue=200)
+        self.move(self.d2, self.stage_c, day(4))
+        self.lose(self.d2, self.reason_price, day(5))
+        # D3: A day 0 → B day 1 → back to A day 3 → B day 4, still there
+        self.d3 = self.new_deal(day(0), name="D3", expected_revenue=30)
+        self.move(self.d3, self.stage_b, day(1))
+        self.move(self.d3, self.stage_a, day(3))
+        self.move(self.d3, self.stage_b, day(4))
+        # D4: A day 2 → lost day 3, No answer (another salesman's deal)
+        self.d4 = self.new_deal(day(2), name="D4", user=self.other_salesman, expected_revenue=4)
+        self.lose(self.d4, self.reason_no_answer, day(3))
+        self.deals = self.d1 | self.d2 | self.d3 | self.d4
+        self.Report = self.env["sales.funnel.report"]
+
+    def funnel(self, domain=(), groupby=("stage_id",), report=None):
+        report = self.Report if report is None else report
+        rows = report.read_group(
+            [("lead_id", "in", self.deals.ids), *domain], MEASURES, list(groupby), lazy=False,
+        )
+        return rows
+
+    def by_stage(self, rows):
+        result = {}
+        for row in rows:
+            key = row["stage_id"][1] if row.get("stage_id") else "total"
+            result[key] = (
+                row["lead_count"], row["passed_count"], row["lost_count"], row["open_count"],
+                row["won_count"],
+                round(row["conversion_rate"], 1), round(row["win_rate"], 1),
+                empty_or_rounded(row["duration_days"]),
+                empty_or_rounded(row["duration_median_days"]),
+            )
+        return result
+
+    def test_funnel_by_stage_and_total(self):
+        rows = self.funnel()
+        self.assertEqual([row["stage_id"][1] for row in rows], ["A", "B", "C", "Won"])
+        self.assertEqual(self.by_stage(rows), {
+            "A": (4, 3, 1, 0, 0, 75.0, 25.0, 2.25, 2.0),
+            "B": (3, 2, 0, 1, 0, 66.7, 33.3, 1.0, 1.0),
+            "C": (2, 1, 1, 0, 0, 50.0, 50.0, 2.0, 2.0),
+            "Won": (1, 0, 0, 0, 1, 0.0, 100.0, None, None),
+        })
+        self.assertEqual(self.by_stage(self.funnel(groupby=())), {
+            "total": (10, 6, 2, 1, 1, 60.0, 40.0, 2.0, 2.0),
+        })
+
+    def test_rows_per_deal(self):
+        rows = self.Report._read_group(
+            [("lead_id", "in", self.deals.ids)],
+            ["lead_id", "stage_id", "state", "skipped", "visit_count", "lost_reason_id"],
+            ["duration_days:max", "date_in:min"],
+        )
+        got = {
+            (lead.name, stage.name): (
+                state, skipped, visits, empty_or_rounded(days), reason.name or None, date_in,
+            )
+            for lead, stage, state, skipped, visits, reason, days, date_in in rows
+        }
+        self.assertEqual(got, {
+            ("D1", "A"): ("passed", False, 1, 2.0, None, day(0)),
+            ("D1", "B"): ("passed", False, 1, 1.0, None, day(2)),
+            ("D1", "C"): ("passed", False, 1, 3.0, None, day(3)),
+            ("D1", "Won"): ("won", False, 1, None, None, day(6)),
+            ("D2", "A"): ("passed", False, 1, 4.0, None, day(0)),
+            ("D2", "B"): ("passed", True, 0, None, None, day(4)),
+            ("D2", "C"): ("lost", False, 1, 1.0, "Price", day(4)),
+            ("D3", "A"): ("passed", False, 2, 2.0, None, day(0)),
+            ("D3", "B"): ("open", False, 2, None, None, day(1)),
+            ("D4", "A"): ("lost", False, 1, 1.0, "No answer", day(2)),
+        })
+
+    def test_strict_funnel_excludes_skipped_stages(self):
+        counts = {
+            row["stage_id"][1]: (row["lead_count"], row["passed_count"])
+            for row in self.funnel(domain=[("skipped", "=", False)])
+        }
+        self.assertEqual(counts, {"A": (4, 3), "B": (2, 1), "C": (2, 1), "Won": (1, 0)})
+
+    def test_loss_reasons_per_stage(self):
+        rows = self.Report.read_group(
+            [("lead_id", "in", self.deals.ids), ("lost_count", ">", 0)],
+            ["lost_count:sum"], ["stage_id", "lost_reason_id"], lazy=False,
+        )
+        self.assertEqual(
+            [(r["stage_id"][1], r["lost_reason_id"][1], r["lost_count"]) for r in rows],
+            [("A", "No answer", 1), ("C", "Price", 1)],
+        )
+
+    def test_cohort_and_activity_periods(self):
+        # Cohort: deals created on day 2 or later (D4 only).
+        cohort = self.by_stage(self.funnel(domain=[("create_date", ">=", day(1))]))
+        self.assertEqual(cohort, {"A": (1, 0, 1, 0, 0, 0.0, 0.0, 1.0, 1.0)})
+        # Activity: stages entered (or jumped over) from day 3 to day 4.
+        active = self.funnel(
+            domain=[("date_in", ">=", day(3)), ("date_in", "<=", day(4))],
+        )
+        self.assertEqual(
+            {row["stage_id"][1]: row["lead_count"] for row in active}, {"B": 1, "C": 2}
+        )
+
+    def test_grouping_by_salesperson_keeps_ratios_of_sums(self):
+        rows = self.Report.read_group(
+            [("lead_id", "in", self.deals.ids)],
+            ["lead_count:sum", "conversion_rate:avg", "win_rate:avg"], ["user_id"], lazy=False,
+        )
+        got = {
+            r["user_id"][1]: (r["lead_count"], round(r["conversion_rate"], 1),
+                              round(r["win_rate"], 1))
+            for r in rows
+        }
+        self.assertEqual(got, {
+            "Funnel Salesman": (9, 66.7, 44.4),
+            "Other Salesman": (1, 0.0, 0.0),
+        })
+
+    def test_salesman_sees_the_funnel_of_own_deals(self):
+        funnel = self.by_stage(self.funnel(report=self.Report.with_user(self.other_salesman)))
+        self.assertEqual(funnel, {"A": (1, 0, 1, 0, 0, 0.0, 0.0, 1.0, 1.0)})
+
+    def test_revenue_funnel(self):
+        rows = self.Report.read_group(
+            [("lead_id", "in", self.deals.ids)], ["expected_revenue:sum"], ["stage_id"],
+            lazy=False,
+        )
+        self.assertEqual(
+            {r["stage_id"][1]: r["expected_revenue"] for r in rows},
+            {"A": 1234.0, "B": 1230.0, "C": 1200.0, "Won": 1000.0},
+        )
+
+    def test_follows_later_changes(self):
+        # Restoring D4 makes it open in A; resequencing C before B changes what D2 skipped.
+        with self.at(day(8)):
+            self.d4.action_unarchive()
+        self.stage_c.sequence = 2
+        self.stage_b.sequence = 3
+        rows = {
+            (r.lead_id.name, r.stage_id.name): (r.state, r.skipped)
+            for r in self.Report.search([("lead_id", "in", (self.d2 | self.d4).ids)])
+        }
+        self.assertEqual(rows, {
+            ("D2", "A"): ("passed", False),
+            ("D2", "C"): ("lost", False),
+            ("D4", "A"): ("open", False),
+        })
+
+    def test_nobody_writes_the_report(self):
+        row = self.Report.search([("lead_id", "=", self.d1.id)], limit=1)
+        with self.assertRaises(Exception):
+            row.with_user(self.manager).write({"visit_count": 5})
