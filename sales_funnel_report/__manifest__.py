@@ -16,6 +16,11 @@
         "wizard/crm_lead_lost_views.xml",
         "report/sales_funnel_report_views.xml",
     ],
+    "assets": {
+        "web.assets_tests": [
+            "sales_funnel_report/static/tests/tours/*.js",
+        ],
+    },
     "installable": True,
     "application": False,
 }

@@ -1,0 +1,93 @@
+import io
+import json
+from urllib.parse import urlencode
+
+from openpyxl import load_workbook
+
+from odoo.tests import HttpCase, new_test_user, tagged
+
+
+@tagged("post_install", "-at_install")
+class TestFunnelUi(HttpCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        env = cls.env
+        other_team = env["crm.team"].create({"name": "Other pipeline"})
+        env["crm.stage"].search([("team_id", "=", False)]).write({"team_id": other_team.id})
+        team = env["crm.team"].create({"name": "Tour team"})
+        Stage = env["crm.stage"]
+        cls.stages = Stage.create([
+            {"name": "Zulu first", "sequence": 1, "team_id": team.id},
+            {"name": "Alpha second", "sequence": 2, "team_id": team.id},
+            {"name": "Mike third", "sequence": 3, "team_id": team.id},
+            {"name": "Bravo won", "sequence": 4, "team_id": team.id, "is_won": True},
+        ])
+        cls.salesman = new_test_user(
+            env, login="funnel_tour", password="funnel_tour",
+            groups="sales_team.group_sale_salesman", name="Tour Salesman",
+        )
+        Lead = env["crm.lead"]
+        for index, stage in enumerate(cls.stages):
+            Lead.create([{
+                "name": f"Deal {index}.{n}", "type": "opportunity", "team_id": team.id,
+                "user_id": cls.salesman.id, "stage_id": stage.id,
+            } for n in range(4 - index)])
+
+    def test_tour_graph_then_pivot_in_pipeline_order(self):
+        self.start_tour("/odoo", "sales_funnel_report_tour", login="funnel_tour")
+
+    def test_pivot_xlsx_export_holds_the_numbers(self):
+        """Read the funnel over JSON-RPC as the pivot does, send the table the pivot
+        builds from it to the xlsx download route and read the file back."""
+        self.authenticate("funnel_tour", "funnel_tour")
+        measures = ["lead_count:sum", "lost_count:sum", "conversion_rate:avg"]
+        groups = self.make_jsonrpc_request(
+            "/web/dataset/call_kw/sales.funnel.report/read_group",
+            {
+                "model": "sales.funnel.report", "method": "read_group",
+                "args": [[["type", "=", "opportunity"]], measures, ["stage_id"]],
+                "kwargs": {"lazy": False},
+            },
+        )
+        table = [
+            (group["stage_id"][1], group["lead_count"], group["lost_count"],
+             round(group["conversion_rate"], 1))
+            for group in groups
+        ]
+        self.assertEqual(table, [
+            ("Zulu first", 10, 0, 60.0),
+            ("Alpha second", 6, 0, 50.0),
+            ("Mike third", 3, 0, 33.3),
+            ("Bravo won", 1, 0, 0.0),
+        ])
+        payload = {
+            "title": "Sales Funnel",
+            "model": "sales.funnel.report",
+            "measure_count": 3,
+            "origin_count": 1,
+            "col_group_headers": [[{"title": "Total", "width": 3, "height": 1}]],
+            "measure_headers": [
+                {"title": title, "width": 1, "height": 1, "is_bold": False}
+                for title in ("Reached", "Lost", "Conversion (%)")
+            ],
+            "origin_headers": [],
+            "rows": [
+                {"title": name, "indent": 1,
+                 "values": [{"value": value, "is_bold": False} for value in values]}
+                for name, *values in table
+            ],
+        }
+        response = self.url_open(
+            "/web/pivot/export_xlsx?" + urlencode({"data": json.dumps(payload)})
+        )
+        self.assertEqual(response.status_code, 200)
+        sheet = load_workbook(io.BytesIO(response.content)).active
+        cells = [
+            [cell.value for cell in row]
+            for row in sheet.iter_rows(min_row=3, max_row=6, min_col=1, max_col=4)
+        ]
+        self.assertEqual(
+            [[row[0].strip(), *row[1:]] for row in cells],
+            [[name, *values] for name, *values in table],
+        )
