@@ -1,0 +1,524 @@
+"""Performance benchmark of sales_funnel_report (run it through bench/run).
+
+    funnel_bench.py generate -c RC -d DB --deals N --json FILE
+        fill DB (the addon installed, no demo data) with N deals and their stays,
+        set-based SQL only, then time the addon's full rebuild of the funnel rows
+        and VACUUM ANALYZE; the timings go to FILE.
+    funnel_bench.py measure -c RC -d DB --json FILE [--runs 5] [--explain-dir DIR]
+        time, as the admin user (uid 2, record rules applied) and through
+        read_group(..., lazy=False) as the pivot view calls it: (a) Odoo's Pipeline
+        Analysis (crm.lead by stage), (b) the funnel by stage, (c) by stage and
+        salesperson, (d) by stage with the median. Prints a table whose last line
+        is ``ratio funnel_by_stage/native_by_stage = R``.
+
+The data: two sales teams with their own pipelines (Odoo's generic stages are parked
+in a team of their own, without deals), 10 salespeople, 5 loss reasons, Odoo's utm
+sources and mediums, 5,000 customers. Per deal: 60/40 between the teams, 25% lost
+(archived, with a loss reason), 15% won (in the won stage), the rest open at a stage
+skewed towards the start of the pipeline; forward moves with 12% of the intermediate
+stages skipped, 5% of the deals moving back once; created over the last two years.
+"""
+
+import argparse
+import json
+import logging
+import resource
+import statistics
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from odoo import SUPERUSER_ID, api
+from odoo.modules.registry import Registry
+from odoo.tools import SQL, config
+
+_logger = logging.getLogger("funnel_bench")
+
+ADMIN_UID = 2
+PIPELINES = [
+    # (team, share of the deals, stages in pipeline order; the last one is won)
+    ("Direct Sales", 0.6, ["New", "Qualified", "Demo", "Proposal", "Negotiation", "Won"]),
+    ("Partner Channel", 0.4, ["Inbound", "Discovery", "Quote", "Contract", "Won"]),
+]
+SALESPEOPLE_PER_TEAM = 5
+EXTRA_LOST_REASONS = ["No budget", "Went with a competitor"]
+PARTNERS = 5000
+LOST, WON = 0.25, 0.15  # shares of the deals
+SKIP = 0.12  # chance that a deal jumps over an intermediate stage
+BACK = 0.05  # deals that move back once
+DAYS = 730  # deals created over the last DAYS days
+
+# The pivot view's measures, as its read_group asks for them ('field:aggregator').
+NATIVE_FIELDS = ["__count", "expected_revenue:sum", "prorated_revenue:sum"]
+FUNNEL_FIELDS = [
+    "lead_count:sum", "passed_count:sum", "lost_count:sum", "open_count:sum",
+    "won_count:sum", "expected_revenue:sum", "conversion_rate:avg", "win_rate:avg",
+    "duration_days:avg",
+]
+MEDIAN_FIELDS = [*FUNNEL_FIELDS, "duration_median_days:avg"]
+OPPORTUNITIES = [("type", "=", "opportunity")]
+QUERIES = [
+    # key, label, model, fields, groupby
+    ("native", "(a) native: crm.lead by stage (Pipeline Analysis)", "crm.lead",
+     NATIVE_FIELDS, ["stage_id"]),
+    ("funnel", "(b) funnel by stage, all measures but the median", "sales.funnel.report",
+     FUNNEL_FIELDS, ["stage_id"]),
+    ("funnel_user", "(c) funnel by stage x salesperson", "sales.funnel.report",
+     FUNNEL_FIELDS, ["stage_id", "user_id"]),
+    ("funnel_median", "(d) funnel by stage, with the median", "sales.funnel.report",
+     MEDIAN_FIELDS, ["stage_id"]),
+]
+
+
+def load_registry(args):
+    options = ["-c", args.config, "-d", args.database]
+    if args.logfile:
+        options += ["--logfile", args.logfile]
+    config.parse_config(options, setup_logging=True)
+    db = args.database
+    return Registry(db)
+
+
+@contextmanager
+def timed(timings, key):
+    t0 = time.perf_counter()
+    yield
+    timings[key] = round(time.perf_counter() - t0, 3)
+    print(f"    {key}: {timings[key]:.1f} s", flush=True)
+
+
+# --- generate ---------------------------------------------------------------------------
+
+def create_dimensions(env):
+    """Teams, stages, salespeople, loss reasons and customers; returns the pipelines."""
+    # Stages without a team belong to every team's pipeline: park Odoo's generic ones
+    # in a team of their own (it gets no deals) so that each pipeline is exactly ours.
+    parking = env["crm.team"].create({"name": "Generic stages (no deals)"})
+    env["crm.stage"].search([("team_id", "=", False)]).write({"team_id": parking.id})
+    salesman = env.ref("sales_team.group_sale_salesman")
+    teams = []
+    for t, (team_name, share, stage_names) in enumerate(PIPELINES):
+        team = env["crm.team"].create({"name": team_name})
+        stages = env["crm.stage"].create([
+            {"name": name, "sequence": 10 * (i + 1), "team_id": team.id,
+             "is_won": i == len(stage_names) - 1}
+            for i, name in enumerate(stage_names)
+        ])
+        users = env["res.users"].with_context(no_reset_password=True).create([
+            {"name": f"{team_name} Rep {k + 1}", "login": f"bench_rep_{t + 1}_{k + 1}",
+             "groups_id": [(6, 0, salesman.ids)]}
+            for k in range(SALESPEOPLE_PER_TEAM)
+        ])
+        team.write({"member_ids": [(6, 0, users.ids)]})
+        teams.append({"no": t + 1, "team_id": team.id, "share": share,
+                      "stage_ids": stages.ids, "user_ids": users.ids})
+    for name in EXTRA_LOST_REASONS:
+        env["crm.lost.reason"].create({"name": name})
+    env.flush_all()
+    return teams
+
+
+def generate(args):
+    registry = load_registry(args)
+    timings = {}
+    t_all = time.perf_counter()
+    with registry.cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {"tracking_disable": True,
+                                                 "mail_create_nolog": True})
+        print(f"==> Generating {args.deals:,} deals in {args.database}...", flush=True)
+        with timed(timings, "dimensions (ORM)"):
+            teams = create_dimensions(env)
+        with timed(timings, "deals and stays (SQL)"):
+            fill(cr, teams, args.deals)
+    timings["data generation"] = round(time.perf_counter() - t_all, 3)
+    with registry.cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        print("==> Full rebuild of the funnel rows: env['sales.funnel.fact']._refresh()...",
+              flush=True)
+        with timed(timings, "full rebuild of funnel rows"):
+            env["sales.funnel.fact"]._refresh()
+            cr.commit()
+    with registry.cursor() as cr, timed(timings, "vacuum analyze"):
+        cr._cnx.autocommit = True
+        cr.execute("VACUUM ANALYZE")
+    Path(args.json).write_text(json.dumps(timings, indent=1))
+
+
+def fill(cr, teams, n):
+    cr.execute("SET LOCAL work_mem = '256MB'")
+    cr.execute("SET LOCAL jit = off")
+    # Foreign keys are checked row by row by triggers: hours for millions of rows. The data
+    # is consistent by construction; skip the checks when we may (superuser only).
+    cr.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+    if cr.fetchone()[0]:
+        cr.execute("SET LOCAL session_replication_role = replica")
+    else:
+        print("    (not a superuser: foreign keys are checked row by row, slower)")
+    cr.execute("SELECT setseed(0.42)")
+    cr.execute("""
+        CREATE TEMP TABLE bench_team (team_no int, team_id int, share float, k int);
+        CREATE TEMP TABLE bench_stage (team_no int, idx int, stage_id int);
+        CREATE TEMP TABLE bench_user (team_no int, k int, user_id int);
+    """)
+    cum = 0.0
+    for team in teams:
+        cum += team["share"]
+        cr.execute("INSERT INTO bench_team VALUES (%s, %s, %s, %s)",
+                   (team["no"], team["team_id"], cum, len(team["stage_ids"])))
+        for idx, stage_id in enumerate(team["stage_ids"]):
+            cr.execute("INSERT INTO bench_stage VALUES (%s, %s, %s)",
+                       (team["no"], idx, stage_id))
+        for k, user_id in enumerate(team["user_ids"]):
+            cr.execute("INSERT INTO bench_user VALUES (%s, %s, %s)", (team["no"], k, user_id))
+    cr.execute(SQL(
+        """
+        CREATE TEMP TABLE bench_pick AS
+        SELECT 'reason' AS kind, row_number() OVER (ORDER BY id) - 1 AS k, id
+          FROM crm_lost_reason
+        UNION ALL
+        SELECT 'source', row_number() OVER (ORDER BY id) - 1, id FROM utm_source
+        UNION ALL
+        SELECT 'medium', row_number() OVER (ORDER BY id) - 1, id FROM utm_medium;
+
+        WITH p AS (
+            INSERT INTO res_partner (name, complete_name, type, is_company, active, lang,
+                                     autopost_bills, customer_rank, create_uid, create_date,
+                                     write_uid, write_date)
+            SELECT 'Customer ' || g, 'Customer ' || g, 'contact', TRUE, TRUE, 'en_US',
+                   'ask', 1, 1, now() AT TIME ZONE 'UTC', 1, now() AT TIME ZONE 'UTC'
+              FROM generate_series(1, %(partners)s) g
+            RETURNING id
+        )
+        INSERT INTO bench_pick SELECT 'partner', row_number() OVER (ORDER BY id) - 1, id FROM p;
+        UPDATE res_partner SET commercial_partner_id = id
+         WHERE id IN (SELECT id FROM bench_pick WHERE kind = 'partner');
+        CREATE INDEX ON bench_pick (kind, k);
+        ANALYZE bench_pick;
+        """,
+        partners=PARTNERS,
+    ))
+    # One row per deal: its team, fate, position and the sequence of stages it stayed in
+    # (indexes in its pipeline, 0 = first stage, k - 1 = won).
+    cr.execute(SQL(
+        """
+        CREATE TEMP TABLE bench_deal AS
+        WITH base AS (
+            SELECT g, random() AS r_team, random() AS r_fate, random() AS r_pos,
+                   random() AS r_back, random() AS r_user, random() AS r_partner,
+                   random() AS r_src, random() AS r_rev, random() AS r_age,
+                   random() AS r_reason
+              FROM generate_series(1, %(n)s) g
+        ), placed AS (
+            SELECT b.*, t.team_no, t.team_id, t.k,
+                   CASE WHEN r_fate < %(lost)s THEN 'lost'
+                        WHEN r_fate < %(lost)s + %(won)s THEN 'won'
+                        ELSE 'open' END AS fate
+              FROM base b
+              JOIN LATERAL (SELECT * FROM bench_team WHERE share > b.r_team
+                             ORDER BY share LIMIT 1) t ON TRUE
+        ), positioned AS (
+            SELECT p.*,
+                   CASE WHEN fate = 'won' THEN k - 1
+                        ELSE floor((k - 1) * power(r_pos, 1.4))::int END AS pos
+              FROM placed p
+        ), pathed AS (
+            SELECT p.*,
+                   ARRAY(SELECT j FROM generate_series(0, p.pos) j
+                          WHERE j = 0 OR j = p.pos OR random() >= %(skip)s
+                          ORDER BY j) AS path
+              FROM positioned p
+        )
+        SELECT nextval('crm_lead_id_seq')::int AS id, team_no, team_id, k, fate,
+               r_user, r_partner, r_src, r_rev, r_age, r_reason,
+               CASE
+                   -- back and forth: ..., s[i-1], s[i], s[i-1], s[i], ...
+                   WHEN r_back < %(back)s / 2 AND cardinality(path) >= 2 THEN
+                       path[1:2 + floor(r_back / (%(back)s / 2) * (cardinality(path) - 1))::int]
+                       || path[1 + floor(r_back / (%(back)s / 2) * (cardinality(path) - 1))::int]
+                       || path[2 + floor(r_back / (%(back)s / 2) * (cardinality(path) - 1))::int:]
+                   -- moved back from its last stage and still there (or lost there)
+                   WHEN r_back < %(back)s AND cardinality(path) >= 2 AND fate <> 'won' THEN
+                       path || path[cardinality(path) - 1]
+                   ELSE path
+               END AS seq
+          FROM pathed
+        """,
+        n=n, lost=LOST, won=WON, skip=SKIP, back=BACK,
+    ))
+    # One row per stay, dated: the stays follow each other from the deal's creation, and
+    # are squeezed when they would not fit between the creation and now.
+    cr.execute(SQL(
+        """
+        CREATE TEMP TABLE bench_stay AS
+        WITH stay AS (
+            SELECT d.id AS lead_id, s.ord::int AS ord, s.idx, cardinality(d.seq) AS n,
+                   -ln(1.0 - random()) * (4 + 5 * s.idx) AS days
+              FROM bench_deal d
+             CROSS JOIN LATERAL unnest(d.seq) WITH ORDINALITY AS s(idx, ord)
+        ), summed AS (
+            SELECT stay.*,
+                   sum(days) OVER (PARTITION BY lead_id ORDER BY ord) AS cum,
+                   sum(days) OVER (PARTITION BY lead_id) AS total,
+                   lead(idx) OVER (PARTITION BY lead_id ORDER BY ord) AS next_idx
+              FROM stay
+        ), dated AS (
+            SELECT s.lead_id, s.ord, s.n, s.idx, s.next_idx, d.fate,
+                   st.stage_id,
+                   d.created + (s.cum - s.days) * f.scale * interval '1 day' AS date_in,
+                   d.created + s.cum * f.scale * interval '1 day' AS date_end
+              FROM summed s
+              JOIN (SELECT id, fate, team_no, r_age,
+                           date_trunc('second', now() AT TIME ZONE 'UTC'
+                                      - r_age * %(days)s * interval '1 day') AS created
+                      FROM bench_deal) d ON d.id = s.lead_id
+              JOIN bench_stage st ON st.team_no = d.team_no AND st.idx = s.idx
+             CROSS JOIN LATERAL (
+                SELECT LEAST(1.0, d.r_age * %(days)s * 0.98 / s.total) AS scale) f
+        )
+        SELECT lead_id, ord, n, stage_id, date_in,
+               CASE WHEN ord < n OR fate = 'lost' THEN date_end END AS date_out,
+               CASE WHEN ord < n THEN
+                        CASE WHEN next_idx > idx THEN 'forward' ELSE 'back' END
+                    WHEN fate = 'lost' THEN 'lost'
+                    ELSE 'open' END AS outcome
+          FROM dated
+        """,
+        days=DAYS,
+    ))
+    cr.execute("CREATE INDEX ON bench_stay (lead_id) WHERE ord = n")
+    cr.execute("ANALYZE bench_deal; ANALYZE bench_stay")
+    cr.execute(SQL(
+        """
+        INSERT INTO crm_lead (
+            id, name, type, active, stage_id, team_id, user_id, company_id, partner_id,
+            lost_reason_id, source_id, medium_id, expected_revenue, prorated_revenue,
+            probability, automated_probability, priority, color, date_open,
+            date_last_stage_update, date_closed, create_uid, create_date, write_uid,
+            write_date)
+        SELECT d.id, 'Deal ' || d.id, 'opportunity', d.fate <> 'lost', s.stage_id,
+               d.team_id, u.user_id, 1, pa.id,
+               CASE WHEN d.fate = 'lost' THEN re.id END,
+               so.id, me.id, v.revenue, round(v.revenue * v.probability / 100, 2),
+               v.probability, v.probability, '0', 0, c.created, s.date_in,
+               CASE WHEN d.fate = 'lost' THEN s.date_out
+                    WHEN d.fate = 'won' THEN s.date_in END,
+               1, c.created, 1, COALESCE(s.date_out, s.date_in)
+          FROM bench_deal d
+          JOIN bench_stay s ON s.lead_id = d.id AND s.ord = s.n
+          CROSS JOIN LATERAL (
+            SELECT date_trunc('second', now() AT TIME ZONE 'UTC'
+                              - d.r_age * %(days)s * interval '1 day') AS created) c
+          CROSS JOIN LATERAL (
+            SELECT round((500 + 99500 * power(d.r_rev, 3))::numeric, 2) AS revenue,
+                   CASE d.fate WHEN 'won' THEN 100.0 WHEN 'lost' THEN 0.0
+                        ELSE round((10 + 80.0 * d.seq[cardinality(d.seq)] / (d.k - 1))::numeric,
+                                   2) END AS probability) v
+          LEFT JOIN bench_user u   -- 3 percent of the deals have no salesperson
+            ON d.r_user < 0.97 AND u.team_no = d.team_no
+           AND u.k = floor(d.r_user / 0.97 * %(per_team)s)::int
+          LEFT JOIN bench_pick pa  -- 20 percent without a customer
+            ON d.r_partner < 0.8 AND pa.kind = 'partner'
+           AND pa.k = floor(d.r_partner / 0.8 * %(partners)s)::int
+          LEFT JOIN bench_pick re
+            ON re.kind = 'reason'
+           AND re.k = floor(d.r_reason * (SELECT count(*) FROM bench_pick
+                                          WHERE kind = 'reason'))::int
+          LEFT JOIN bench_pick so  -- 30 percent without a source, sources and mediums alike
+            ON d.r_src < 0.7 AND so.kind = 'source'
+           AND so.k = floor(d.r_src / 0.7 * (SELECT count(*) FROM bench_pick
+                                               WHERE kind = 'source'))::int
+          LEFT JOIN bench_pick me
+            ON d.r_src < 0.7 AND me.kind = 'medium'
+           AND me.k = floor(d.r_src / 0.7 * (SELECT count(*) FROM bench_pick
+                                               WHERE kind = 'medium'))::int
+        """,
+        days=DAYS, per_team=SALESPEOPLE_PER_TEAM, partners=PARTNERS,
+    ))
+    cr.execute(
+        """
+        INSERT INTO crm_lead_stage_history (
+            lead_id, stage_id, date_in, date_out, duration_days, outcome, lost_reason_id,
+            user_id, team_id, company_id, create_uid, create_date, write_uid, write_date)
+        SELECT s.lead_id, s.stage_id, s.date_in, s.date_out,
+               EXTRACT(EPOCH FROM s.date_out - s.date_in) / 86400.0, s.outcome,
+               CASE WHEN s.outcome = 'lost' THEN l.lost_reason_id END,
+               l.user_id, l.team_id, l.company_id,
+               1, s.date_in, 1, COALESCE(s.date_out, s.date_in)
+          FROM bench_stay s
+          JOIN crm_lead l ON l.id = s.lead_id
+         ORDER BY s.lead_id, s.ord
+        """
+    )
+    cr.execute("DROP TABLE bench_deal, bench_stay, bench_pick, bench_team, bench_stage, "
+               "bench_user")
+
+
+# --- measure ----------------------------------------------------------------------------
+
+class SqlSpy:
+    """Record the SQL text of the statements run on a cursor."""
+
+    def __init__(self, cr):
+        self.cr = cr
+        self.statements = []
+
+    @contextmanager
+    def recording(self):
+        cls = type(self.cr)
+        original = cls.execute
+        spy = self
+
+        def execute(cursor, *args, **kwargs):
+            res = original(cursor, *args, **kwargs)
+            if cursor is spy.cr:
+                spy.statements.append(cursor._obj.query.decode())
+            return res
+
+        cls.execute = execute
+        try:
+            yield self
+        finally:
+            cls.execute = original
+
+
+def run_query(env, model, fields, groupby):
+    env.invalidate_all()
+    t0 = time.perf_counter()
+    groups = env[model].read_group(OPPORTUNITIES, fields, groupby, lazy=False)
+    return time.perf_counter() - t0, groups
+
+
+def explain(env, model, fields, groupby, path):
+    """EXPLAIN (ANALYZE, BUFFERS) the statement read_group runs on the report's table."""
+    spy = SqlSpy(env.cr)
+    env.invalidate_all()
+    with spy.recording():
+        env[model].read_group(OPPORTUNITIES, fields, groupby, lazy=False)
+    table = env[model]._table
+    main = [q for q in spy.statements if "GROUP BY" in q and table in q]
+    if not main:
+        return None
+    env.cr.execute("EXPLAIN (ANALYZE, BUFFERS, VERBOSE) " + main[0])
+    plan = "\n".join(row[0] for row in env.cr.fetchall())
+    path.write_text(f"-- {model} read_group {groupby}\n{main[0]}\n\n{plan}\n")
+    return plan
+
+
+def count(cr, query):
+    cr.execute(query)
+    return cr.fetchone()[0]
+
+
+def measure(args):
+    registry = load_registry(args)
+    timings = json.loads(Path(args.json).read_text()) if args.json else {}
+    results = {}
+    with registry.cursor() as cr:
+        env = api.Environment(cr, ADMIN_UID, {})
+        env = env(context={**env["res.users"].context_get(),
+                           "allowed_company_ids": env.user.company_ids.ids})
+        if env.su or not env.user.has_group("sales_team.group_sale_manager"):
+            raise SystemExit(f"uid {ADMIN_UID} must be a sales manager, without superuser mode")
+        for key, label, model, fields, groupby in QUERIES:
+            print(f"==> {label}: 1 warm-up + {args.runs} runs...", flush=True)
+            __, groups = run_query(env, model, fields, groupby)
+            times = [run_query(env, model, fields, groupby)[0] for __ in range(args.runs)]
+            results[key] = {"label": label, "median": statistics.median(times),
+                            "times": times, "rows": len(groups)}
+            if key == "funnel":
+                results[key]["groups"] = groups
+        if args.explain_dir:
+            out = Path(args.explain_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            for key, __, model, fields, groupby in QUERIES:
+                explain(env, model, fields, groupby, out / f"explain-{key}.txt")
+        stats = {
+            "deals": count(cr, "SELECT count(*) FROM crm_lead WHERE type = 'opportunity'"),
+            "active": count(cr, "SELECT count(*) FROM crm_lead "
+                                "WHERE type = 'opportunity' AND active"),
+            "history": count(cr, "SELECT count(*) FROM crm_lead_stage_history"),
+            "facts": count(cr, "SELECT count(*) FROM sales_funnel_fact"),
+            "pg": count(cr, "SHOW server_version"),
+            "settings": ", ".join(
+                f"{name}={count(cr, f'SHOW {name}')}"
+                for name in ("jit", "max_parallel_workers_per_gather", "work_mem",
+                             "shared_buffers")
+            ),
+            "sizes": ", ".join(
+                f"{table} {count(cr, SQL('SELECT pg_size_pretty(pg_table_size(%s))', table))}"
+                for table in ("crm_lead", "crm_lead_stage_history", "sales_funnel_fact")
+            ),
+        }
+        cr.rollback()
+    report(args, stats, timings, results)
+
+
+def report(args, stats, timings, results):
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    native = results["native"]["median"]
+    funnel = results["funnel"]
+    print()
+    print(f"sales_funnel_report benchmark, database {args.database}")
+    print(f"N deals: {stats['deals']:,} opportunities ({stats['active']:,} active; "
+          f"crm.lead's read_group hides the {stats['deals'] - stats['active']:,} lost ones, "
+          "the funnel counts them)")
+    print(f"history rows (crm.lead.stage.history): {stats['history']:,} "
+          f"({stats['history'] / max(stats['deals'], 1):.2f} per deal)")
+    print(f"funnel rows (sales.funnel.fact): {stats['facts']:,}")
+    print(f"table sizes: {stats['sizes']}")
+    print(f"PostgreSQL {stats['pg']} ({stats['settings']})")
+    if timings:
+        print("data generation: {:.1f} s, full rebuild of funnel rows: {:.1f} s, "
+              "VACUUM ANALYZE: {:.1f} s".format(
+                  timings.get("data generation", 0), timings.get("full rebuild of funnel rows", 0),
+                  timings.get("vacuum analyze", 0)))
+    print(f"peak RSS of the measuring Python process: {rss_mb:.0f} MB")
+    print(f"read_group(..., lazy=False) as uid {ADMIN_UID} (admin, record rules applied); "
+          f"median of {args.runs} runs after 1 warm-up")
+    if args.explain_dir:
+        print(f"EXPLAIN (ANALYZE, BUFFERS) of the SQL: {args.explain_dir}/explain-*.txt")
+    print()
+    width = max(len(r["label"]) for r in results.values())
+    width = max(width, len("full rebuild of funnel rows (_refresh())"))
+    print(f"{'query':<{width}}  {'median s':>9}  {'x (a)':>7}  {'rows':>10}")
+    print("-" * (width + 32))
+    for r in results.values():
+        print(f"{r['label']:<{width}}  {r['median']:>9.3f}  {r['median'] / native:>7.2f}  "
+              f"{r['rows']:>10,}")
+    if "full rebuild of funnel rows" in timings:
+        print(f"{'full rebuild of funnel rows (_refresh())':<{width}}  "
+              f"{timings['full rebuild of funnel rows']:>9.3f}  {'':>7}  {stats['facts']:>10,}")
+    print()
+    ok = sum(g["lead_count"] for g in funnel["groups"])
+    print(f"check: funnel rows counted by (b) = {ok:,}")
+    ratio = funnel["median"] / native
+    print(f"ratio funnel_by_stage/native_by_stage = {ratio:.2f}")
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    for name in ("generate", "measure"):
+        p = sub.add_parser(name)
+        p.add_argument("-c", "--config", required=True, help="Odoo configuration file")
+        p.add_argument("-d", "--database", required=True)
+        p.add_argument("--json", help="timings of the generation (written / read)")
+        p.add_argument("--logfile", help="Odoo's log (default: as the configuration says)")
+        if name == "generate":
+            p.add_argument("--deals", type=int, default=1_000_000)
+        else:
+            p.add_argument("--runs", type=int, default=5)
+            p.add_argument("--explain-dir", help="write EXPLAIN (ANALYZE, BUFFERS) plans here")
+    args = parser.parse_args(argv)
+    if args.cmd == "generate":
+        if not args.json:
+            parser.error("generate needs --json")
+        generate(args)
+    else:
+        measure(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
