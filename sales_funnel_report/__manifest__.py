@@ -21,6 +21,7 @@
             "sales_funnel_report/static/tests/tours/*.js",
         ],
     },
+    "post_init_hook": "post_init_hook",
     "installable": True,
     "application": False,
 }

@@ -1,5 +1,14 @@
+import logging
+
 from odoo import api, fields, models
 from odoo.tools import SQL
+
+_logger = logging.getLogger(__name__)
+
+# Within one tracking message (one transaction), changes are replayed in the order
+# the live recording sees them: a restore before a move, a move before a loss, and
+# the loss reason last.
+PRIORITY = {"start": -1, "restore": 0, "stage": 1, "lost": 2, "reason": 3}
 
 
 class CrmLeadStageHistory(models.Model):
@@ -115,6 +124,9 @@ class CrmLeadStageHistory(models.Model):
                    AND NOT lead.active
                    AND h.outcome = 'lost'
                    AND h.lost_reason_id IS DISTINCT FROM lead.lost_reason_id
+                   -- a deal lost by this very statement gets its reason from "closed"
+                   AND NOT EXISTS (SELECT 1 FROM crm_lead_stage_history still
+                                    WHERE still.lead_id = lead.id AND still.date_out IS NULL)
                    AND h.date_out = (SELECT max(last.date_out)
                                        FROM crm_lead_stage_history last
                                       WHERE last.lead_id = lead.id AND last.outcome = 'lost')
@@ -138,3 +150,278 @@ class CrmLeadStageHistory(models.Model):
             ids=list(lead_ids), now=now, uid=uid,
         ))
         self.invalidate_model()
+
+    @api.model
+    def _rebuild_from_tracking(self):
+        """Replace the whole stage history by one rebuilt from the chatter.
+
+        Odoo tracks ``stage_id``, ``active`` and ``lost_reason_id`` of deals in
+        ``mail_tracking_value``; replaying those rows gives the stays live
+        recording would have made, to the microsecond:
+
+        - the first stay starts at the deal's ``create_date``, in the stage the
+          first stage-tracking row moved it from (its current stage when it
+          never moved);
+        - each stage-tracking row of an active deal closes the open stay
+          (``forward``/``back`` by today's stage order) and opens the next;
+        - ``active`` 1→0 closes the open stay as ``lost``, with the loss reason
+          the deal had when it was restored or, if never, has now; 0→1 opens a
+          new stay in the stage the deal is in;
+        - what tracking does not say (imports, untracked writes) is taken from
+          the deal as it is: a lost deal's open stay closes at ``date_closed``,
+          an active deal in another stage than replayed moves there at
+          ``date_last_stage_update``, an active deal without a stay gets one.
+
+        Bad rows never stop it: tracking of deleted deals is ignored, duplicated
+        rows are read once, timestamps going back in time are clamped to the
+        previous one, and stays in deleted stages are dropped, as live recording
+        drops them. Salesperson and team of rebuilt stays are the deal's current
+        ones. Set-based SQL in one transaction; returns the counts it logs.
+        """
+        cr = self.env.cr
+        self.env.flush_all()
+        field_ids = {
+            field.name: field.id
+            for field in self.env["ir.model.fields"].sudo().search([
+                ("model", "=", "crm.lead"),
+                ("name", "in", ("stage_id", "active", "lost_reason_id")),
+            ])
+        }
+        counts = {}
+
+        def run(name, query):
+            cr.execute(query)
+            counts[name] = cr.rowcount
+
+        cr.execute(
+            "DROP TABLE IF EXISTS sales_funnel_tracking, sales_funnel_event, sales_funnel_stay"
+        )
+        run("tracking_rows", SQL(
+            """
+            CREATE TEMP TABLE sales_funnel_tracking ON COMMIT DROP AS
+            SELECT DISTINCT ON (m.res_id, v.field_id, v.create_date,
+                                v.old_value_integer, v.new_value_integer)
+                   m.res_id AS lead_id, v.id AS tid, v.create_date AS t,
+                   CASE v.field_id
+                        WHEN %(stage)s THEN 'stage'
+                        WHEN %(reason)s THEN 'reason'
+                        WHEN %(active)s THEN
+                             CASE WHEN v.new_value_integer = 1 THEN 'restore' ELSE 'lost' END
+                   END AS kind,
+                   NULLIF(v.old_value_integer, 0) AS old_value,
+                   NULLIF(v.new_value_integer, 0) AS new_value
+              FROM mail_tracking_value v
+              JOIN mail_message m ON m.id = v.mail_message_id
+              JOIN crm_lead l ON l.id = m.res_id
+             WHERE m.model = 'crm.lead'
+               AND v.field_id IN (%(stage)s, %(reason)s, %(active)s)
+             ORDER BY m.res_id, v.field_id, v.create_date,
+                      v.old_value_integer, v.new_value_integer, v.id
+            """,
+            stage=field_ids["stage_id"], reason=field_ids["lost_reason_id"],
+            active=field_ids["active"],
+        ))
+        cr.execute(SQL(
+            """
+            SELECT count(*) FILTER (WHERE m.res_id NOT IN (SELECT id FROM crm_lead)),
+                   count(*)
+              FROM mail_tracking_value v
+              JOIN mail_message m ON m.id = v.mail_message_id
+             WHERE m.model = 'crm.lead' AND v.field_id IN %s
+            """,
+            tuple(field_ids.values()),
+        ))
+        counts["tracking_of_deleted_deals"], all_rows = cr.fetchone()
+        counts["duplicated_tracking_rows"] = (
+            all_rows - counts["tracking_of_deleted_deals"] - counts["tracking_rows"]
+        )
+        # One event stream per deal: its creation, then its tracking rows in the
+        # order they were written, times never going back.
+        run("events", SQL(
+            """
+            CREATE TEMP TABLE sales_funnel_event ON COMMIT DROP AS
+            WITH first_move AS (
+                SELECT DISTINCT ON (lead_id) lead_id, old_value
+                  FROM sales_funnel_tracking
+                 WHERE kind = 'stage'
+                 ORDER BY lead_id, tid
+            ), raw AS (
+                SELECT l.id AS lead_id, 0 AS tid, l.create_date AS t, 'start' AS kind,
+                       CASE WHEN fm.lead_id IS NULL THEN l.stage_id ELSE fm.old_value END
+                           AS new_value
+                  FROM crm_lead l
+                  LEFT JOIN first_move fm ON fm.lead_id = l.id
+                 UNION ALL
+                SELECT lead_id, tid, t, kind, new_value FROM sales_funnel_tracking
+            ), clamped AS (
+                SELECT lead_id, tid, kind, new_value, t AS tracked_t,
+                       max(t) OVER (PARTITION BY lead_id ORDER BY tid) AS t
+                  FROM raw
+            )
+            SELECT lead_id, tid, kind, new_value, t, t <> tracked_t AS clamped,
+                   CASE kind %(priority)s END AS prio
+              FROM clamped
+            """,
+            priority=SQL(" ").join(
+                SQL("WHEN %s THEN %s", kind, prio) for kind, prio in PRIORITY.items()
+            ),
+        ))
+        cr.execute("SELECT count(*) FROM sales_funnel_event WHERE clamped")
+        counts["clamped_timestamps"] = cr.fetchone()[0]
+        cr.execute("ANALYZE sales_funnel_event")
+        run("stays_replayed", SQL(
+            """
+            CREATE TEMP TABLE sales_funnel_stay ON COMMIT DROP AS
+            WITH state AS (
+                SELECT e.*,
+                       count(CASE WHEN kind IN ('start', 'stage') THEN new_value END)
+                           OVER w AS stage_grp,
+                       count(CASE WHEN kind IN ('start', 'lost', 'restore') THEN 1 END)
+                           OVER w AS active_grp,
+                       count(CASE WHEN kind = 'reason' THEN 1 END) OVER w AS reason_grp,
+                       count(CASE WHEN kind = 'restore' THEN 1 END) OVER w AS epoch
+                  FROM sales_funnel_event e
+                WINDOW w AS (PARTITION BY lead_id ORDER BY t, prio, tid)
+            ), carried AS (
+                SELECT s.*,
+                       max(CASE WHEN kind IN ('start', 'stage') THEN new_value END)
+                           OVER (PARTITION BY lead_id, stage_grp) AS cur_stage,
+                       bool_or(CASE WHEN kind IN ('start', 'restore') THEN TRUE
+                                    WHEN kind = 'lost' THEN FALSE END)
+                           OVER (PARTITION BY lead_id, active_grp) AS active_after,
+                       max(CASE WHEN kind = 'reason' THEN new_value END)
+                           OVER (PARTITION BY lead_id, reason_grp) AS reason_now
+                  FROM state s
+            ), stepped AS (
+                SELECT c.*,
+                       COALESCE(lag(active_after) OVER w, TRUE) AS active_before,
+                       lag(cur_stage) OVER w AS prev_stage,
+                       last_value(reason_now) OVER (
+                           PARTITION BY lead_id, epoch ORDER BY t, prio, tid
+                           ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+                       ) AS epoch_reason
+                  FROM carried c
+                WINDOW w AS (PARTITION BY lead_id ORDER BY t, prio, tid)
+            ), boundary AS (
+                SELECT lead_id, t, prio, tid, kind, cur_stage, epoch_reason,
+                       kind <> 'lost' AS opens
+                  FROM stepped
+                 WHERE (kind = 'start' AND cur_stage IS NOT NULL)
+                    OR (kind = 'stage' AND active_before
+                        AND cur_stage IS DISTINCT FROM prev_stage)
+                    OR (kind = 'restore' AND NOT active_before AND cur_stage IS NOT NULL)
+                    OR (kind = 'lost' AND active_before)
+            ), stay AS (
+                SELECT b.*,
+                       lead(t) OVER w AS t_out,
+                       lead(kind) OVER w AS next_kind,
+                       lead(cur_stage) OVER w AS next_stage,
+                       lead(epoch_reason) OVER w AS next_reason
+                  FROM boundary b
+                WINDOW w AS (PARTITION BY lead_id ORDER BY t, prio, tid)
+            )
+            SELECT lead_id, cur_stage, t, t_out, next_kind, next_stage, next_reason
+              FROM stay
+             WHERE opens
+            """
+        ))
+        cr.execute("DELETE FROM crm_lead_stage_history")
+        counts["stays_replaced"] = cr.rowcount
+        run("stays_rebuilt", SQL(
+            """
+            INSERT INTO crm_lead_stage_history (
+                lead_id, stage_id, date_in, date_out, duration_days, outcome, lost_reason_id,
+                user_id, team_id, company_id, create_uid, create_date, write_uid, write_date)
+            SELECT st.lead_id, st.cur_stage, st.t, st.t_out,
+                   EXTRACT(EPOCH FROM (st.t_out - st.t)) / 86400.0,
+                   CASE WHEN st.next_kind IS NULL THEN 'open'
+                        WHEN st.next_kind = 'lost' THEN 'lost'
+                        WHEN ns.id IS NULL OR os.id IS NULL
+                          OR (ns.sequence, ns.id) > (os.sequence, os.id) THEN 'forward'
+                        ELSE 'back' END,
+                   CASE WHEN st.next_kind = 'lost' THEN st.next_reason END,
+                   l.user_id, l.team_id, l.company_id,
+                   %(uid)s, %(now)s, %(uid)s, %(now)s
+              FROM sales_funnel_stay st
+              JOIN crm_lead l ON l.id = st.lead_id
+              JOIN crm_stage os ON os.id = st.cur_stage
+              LEFT JOIN crm_stage ns ON ns.id = st.next_stage
+            """,
+            uid=self.env.uid, now=self.env.cr.now(),
+        ))
+        counts["stays_in_deleted_stages"] = counts["stays_replayed"] - counts["stays_rebuilt"]
+        counts.update(self._reconcile_with_deals())
+        cr.execute(
+            "DROP TABLE IF EXISTS sales_funnel_tracking, sales_funnel_event, sales_funnel_stay"
+        )
+        self.invalidate_model()
+        self.env["sales.funnel.fact"]._refresh()
+        _logger.info("Stage history rebuilt from tracking: %s", counts)
+        return counts
+
+    @api.model
+    def _reconcile_with_deals(self):
+        """Make rebuilt stays agree with what the deals are now, for changes
+        tracking did not see. Returns how many stays each rule touched."""
+        cr = self.env.cr
+        counts = {}
+        cr.execute(SQL(
+            """
+            UPDATE crm_lead_stage_history h
+               SET date_out = GREATEST(COALESCE(l.date_closed, l.write_date), h.date_in),
+                   duration_days = EXTRACT(EPOCH FROM (
+                       GREATEST(COALESCE(l.date_closed, l.write_date), h.date_in) - h.date_in
+                   )) / 86400.0,
+                   outcome = 'lost',
+                   lost_reason_id = l.lost_reason_id
+              FROM crm_lead l
+             WHERE h.lead_id = l.id AND h.date_out IS NULL AND NOT l.active
+            """
+        ))
+        counts["untracked_losses"] = cr.rowcount
+        cr.execute(SQL(
+            """
+            UPDATE crm_lead_stage_history h
+               SET lost_reason_id = l.lost_reason_id
+              FROM crm_lead l
+             WHERE h.lead_id = l.id AND NOT l.active AND l.lost_reason_id IS NOT NULL
+               AND h.outcome = 'lost' AND h.lost_reason_id IS NULL
+               AND h.date_out = (SELECT max(last.date_out) FROM crm_lead_stage_history last
+                                  WHERE last.lead_id = l.id AND last.outcome = 'lost')
+            """
+        ))
+        counts["untracked_loss_reasons"] = cr.rowcount
+        cr.execute(SQL(
+            """
+            UPDATE crm_lead_stage_history h
+               SET date_out = GREATEST(l.date_last_stage_update, h.date_in),
+                   duration_days = EXTRACT(EPOCH FROM (
+                       GREATEST(l.date_last_stage_update, h.date_in) - h.date_in)) / 86400.0,
+                   outcome = CASE WHEN (ns.sequence, ns.id) > (os.sequence, os.id)
+                                  THEN 'forward' ELSE 'back' END
+              FROM crm_lead l, crm_stage os, crm_stage ns
+             WHERE h.lead_id = l.id AND h.date_out IS NULL AND l.active
+               AND h.stage_id <> l.stage_id AND os.id = h.stage_id AND ns.id = l.stage_id
+            """
+        ))
+        counts["untracked_moves"] = cr.rowcount
+        cr.execute(SQL(
+            """
+            INSERT INTO crm_lead_stage_history (
+                lead_id, stage_id, date_in, outcome, user_id, team_id, company_id,
+                create_uid, create_date, write_uid, write_date)
+            SELECT l.id, l.stage_id,
+                   GREATEST(l.create_date, COALESCE(l.date_last_stage_update, l.create_date),
+                            (SELECT max(h.date_out) FROM crm_lead_stage_history h
+                              WHERE h.lead_id = l.id)),
+                   'open', l.user_id, l.team_id, l.company_id,
+                   %(uid)s, %(now)s, %(uid)s, %(now)s
+              FROM crm_lead l
+             WHERE l.active AND l.stage_id IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM crm_lead_stage_history h
+                                WHERE h.lead_id = l.id AND h.date_out IS NULL)
+            """,
+            uid=self.env.uid, now=self.env.cr.now(),
+        ))
+        counts["untracked_stays_opened"] = cr.rowcount
+        return counts

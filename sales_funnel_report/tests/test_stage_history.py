@@ -253,3 +253,18 @@ class TestStageHistoryAccess(FunnelCase):
                 self.env["crm.lead.stage.history"].with_user(user).create({
                     "lead_id": deal.id, "stage_id": self.stage_b.id, "date_in": day(1),
                 })
+
+
+@tagged("post_install", "-at_install")
+class TestLossReasonStaysWithItsLoss(FunnelCase):
+    def test_losing_again_without_reason_keeps_the_earlier_reason(self):
+        deal = self.new_deal(day(0))
+        self.lose(deal, self.reason_price, day(1))
+        with self.at(day(2)):
+            deal.action_unarchive()
+        with self.at(day(3)):
+            deal.action_archive()
+        self.assertEqual(self.stays(deal), [
+            ("A", day(0), day(1), 1.0, "lost", "Price"),
+            ("A", day(2), day(3), 1.0, "lost", None),
+        ])

@@ -1,0 +1,154 @@
+import random
+
+from odoo.tests import tagged
+
+from .common import FunnelCase, day
+
+
+@tagged("post_install", "-at_install")
+class TestRebuildFromTracking(FunnelCase):
+    """The history rebuilt from the chatter equals the one recorded live."""
+
+    def step(self, when, action):
+        # Tracking is written when the transaction commits; do it now, at that time.
+        with self.at(when):
+            action()
+            self.env.flush_all()
+            self.env.cr.precommit.run()
+
+    def tracked_deal(self, when, name):
+        deal = self.new_deal(when, name=name)
+        self.step(when, lambda: None)
+        return deal
+
+    def all_stays(self, deals):
+        return {deal.name: self.stays(deal) for deal in deals}
+
+    def funnel(self, deals):
+        return [
+            (*keys, round(days or 0, 6), visits)
+            for *keys, days, visits in self.env["sales.funnel.report"]._read_group(
+                [("lead_id", "in", deals.ids)], ["lead_id", "stage_id", "state"],
+                ["duration_days:sum", "visit_count:sum"],
+            )
+        ]
+
+    def rebuild(self):
+        with self.at(day(400)):
+            return self.env["crm.lead.stage.history"]._rebuild_from_tracking()
+
+    maxDiff = None
+
+    def test_random_walk_rebuilds_to_the_microsecond(self):
+        rng = random.Random(20250303)
+        stages = self.stage_a | self.stage_b | self.stage_c | self.stage_won
+        reasons = self.reason_price | self.reason_no_answer
+        deals = self.env["crm.lead"]
+        for index in range(8):
+            deal = self.tracked_deal(day(index, hours=index), f"walk {index}")
+            deals |= deal
+        for tick in range(1, 120):
+            deal = deals[rng.randrange(len(deals))]
+            when = day(10 + tick, hours=rng.randrange(8)).replace(microsecond=rng.randrange(10**6))
+            choice = rng.random()
+            if not deal.active:
+                action = deal.action_unarchive if choice < 0.5 else deal.action_set_won
+            elif choice < 0.6:
+                stage = stages[rng.randrange(len(stages))]
+                action = lambda deal=deal, stage=stage: deal.write({"stage_id": stage.id})
+            elif choice < 0.8:
+                reason = reasons[rng.randrange(len(reasons))]
+                action = lambda deal=deal, reason=reason: self.env["crm.lead.lost"].create(
+                    {"lead_ids": [(6, 0, deal.ids)], "lost_reason_id": reason.id}
+                ).action_lost_reason_apply()
+            elif choice < 0.9:
+                action = deal.action_set_won
+            else:
+                action = deal.action_archive
+            self.step(when, action)
+        live = self.all_stays(deals)
+        self.assertGreater(sum(len(stays) for stays in live.values()), 60)
+        self.assertTrue({"forward", "back", "lost", "open"} <= {
+            stay[4] for stays in live.values() for stay in stays
+        })
+        funnel_live = self.funnel(deals)
+        counts = self.rebuild()
+        self.assertEqual(self.all_stays(deals), live)
+        self.assertEqual(counts["untracked_losses"], 0)
+        self.assertEqual(counts["untracked_moves"], 0)
+        self.assertEqual(self.funnel(deals), funnel_live)
+        # Idempotent.
+        self.rebuild()
+        self.assertEqual(self.all_stays(deals), live)
+
+    def test_deals_without_tracking(self):
+        Lead = self.env["crm.lead"].with_context(tracking_disable=True)
+        with self.at(day(0)):
+            open_deal = Lead.create({
+                "name": "imported open", "type": "opportunity", "team_id": self.team.id,
+                "stage_id": self.stage_b.id,
+            })
+            lost_deal = Lead.create({
+                "name": "imported lost", "type": "opportunity", "team_id": self.team.id,
+                "stage_id": self.stage_c.id,
+            })
+        with self.at(day(3)):
+            lost_deal.write({"active": False, "lost_reason_id": self.reason_price.id})
+        self.assertEqual(lost_deal.date_closed, day(3))
+        counts = self.rebuild()
+        self.assertEqual(self.stays(open_deal), [("B", day(0), None, None, "open", None)])
+        self.assertEqual(self.stays(lost_deal), [("C", day(0), day(3), 3.0, "lost", "Price")])
+        self.assertEqual(counts["untracked_losses"], 1)
+
+    def test_bad_tracking_rows_are_counted_not_fatal(self):
+        deal = self.tracked_deal(day(0), "bad rows")
+        self.step(day(1), lambda: deal.write({"stage_id": self.stage_b.id}))
+        self.step(day(2), lambda: deal.write({"stage_id": self.stage_c.id}))
+        gone = self.tracked_deal(day(0), "deleted deal")
+        self.step(day(1), lambda: gone.write({"stage_id": self.stage_b.id}))
+        gone_id = gone.id
+        cr = self.env.cr
+        # Keep the deleted deal's tracking (as a database restored in pieces would).
+        cr.execute(
+            "UPDATE mail_message SET res_id = %s WHERE model = 'crm.lead' AND res_id = %s",
+            (gone_id + 100000, gone_id),
+        )
+        gone.unlink()
+        tracking = self.env["mail.tracking.value"].sudo().search(
+            [("mail_message_id.res_id", "=", deal.id), ("mail_message_id.model", "=", "crm.lead")],
+            order="id",
+        )
+        self.assertEqual(len(tracking), 2)
+        # A duplicated row, and the second move written with a time before the first.
+        cr.execute(
+            """INSERT INTO mail_tracking_value
+                   (field_id, old_value_integer, new_value_integer, mail_message_id, create_date)
+               SELECT field_id, old_value_integer, new_value_integer, mail_message_id, create_date
+                 FROM mail_tracking_value WHERE id = %s""",
+            (tracking[0].id,),
+        )
+        cr.execute(
+            "UPDATE mail_tracking_value SET create_date = %s WHERE id = %s",
+            (day(0, hours=12), tracking[1].id),
+        )
+        counts = self.rebuild()
+        self.assertEqual(counts["tracking_of_deleted_deals"], 1)
+        self.assertEqual(counts["duplicated_tracking_rows"], 1)
+        self.assertEqual(counts["clamped_timestamps"], 1)
+        self.assertEqual(self.stays(deal), [
+            ("A", day(0), day(1), 1.0, "forward", None),
+            ("B", day(1), day(1), 0.0, "forward", None),
+            ("C", day(1), None, None, "open", None),
+        ])
+
+    def test_stays_in_deleted_stages_are_dropped(self):
+        deal = self.tracked_deal(day(0), "deleted stage")
+        self.step(day(1), lambda: deal.write({"stage_id": self.stage_b.id}))
+        self.step(day(2), lambda: deal.write({"stage_id": self.stage_c.id}))
+        self.stage_b.unlink()
+        counts = self.rebuild()
+        self.assertEqual(counts["stays_in_deleted_stages"], 1)
+        self.assertEqual(self.stays(deal), [
+            ("A", day(0), day(1), 1.0, "forward", None),
+            ("C", day(2), None, None, "open", None),
+        ])
