@@ -161,7 +161,7 @@ def pg_start(pgdata: Path, port: int) -> None:
                     f"(pid {pid}), but port {port} is asked for. Stop it first with "
                     f"'./dev stop-db', or set FUNNEL_DB_PORT={running_port}."
                 )
-            print(f"Embedded PostgreSQL already running on 127.0.0.1:{port} (pid {pid}).")
+            print(f"==> Embedded PostgreSQL already running on 127.0.0.1:{port} (pid {pid}).")
             return
         if _port_in_use(port):
             raise DevError(
@@ -178,7 +178,7 @@ def pg_start(pgdata: Path, port: int) -> None:
                 raise DevError(
                     f"{pgdata} is not empty but holds no PostgreSQL cluster; move it away."
                 )
-            print(f"Initialising the embedded PostgreSQL data folder {pgdata} ...", flush=True)
+            print(f"==> Initialising the embedded PostgreSQL data folder {pgdata} ...", flush=True)
             res = _pg(
                 [
                     "initdb",
@@ -195,7 +195,7 @@ def pg_start(pgdata: Path, port: int) -> None:
             with open(pgdata / "postgresql.conf", "a") as conf:
                 conf.write(PG_SETTINGS)
         log = pgdata / "server.log"
-        print(f"Starting embedded PostgreSQL on 127.0.0.1:{port} (log: {log}) ...", flush=True)
+        print(f"==> Starting embedded PostgreSQL on 127.0.0.1:{port} (log: {log}) ...", flush=True)
         res = _pg(
             ["pg_ctl", "-D", str(pgdata), "-l", str(log), "-w", "-t", "60",
              "-o", f"-p {port}", "start"],
@@ -215,12 +215,12 @@ def pg_stop(pgdata: Path) -> None:
     pgdata = pgdata.resolve()
     running = _read_pid_file(pgdata)
     if not running:
-        print(f"Embedded PostgreSQL of {pgdata} is not running.")
+        print(f"==> Embedded PostgreSQL of {pgdata} is not running.")
         return
     res = _pg(["pg_ctl", "-D", str(pgdata), "-m", "fast", "-w", "stop"], pgdata)
     if res.returncode:
         raise DevError(f"pg_ctl stop failed:\n{res.stdout}")
-    print(f"Stopped embedded PostgreSQL (pid {running[0]}).")
+    print(f"==> Stopped embedded PostgreSQL (pid {running[0]}).")
 
 
 def _connect(args, dbname: str):
