@@ -12,9 +12,13 @@
         "security/sales_funnel_security.xml",
         "views/crm_lead_stage_history_views.xml",
         "views/crm_lead_views.xml",
+        "views/crm_team_views.xml",
         "views/res_config_settings_views.xml",
         "wizard/crm_lead_lost_views.xml",
         "report/sales_funnel_report_views.xml",
+    ],
+    "demo": [
+        "demo/sales_funnel_demo.xml",
     ],
     "assets": {
         "web.assets_tests": [

@@ -1,4 +1,4 @@
-from odoo import fields, models
+from odoo import _, fields, models
 
 
 class ResConfigSettings(models.TransientModel):
@@ -9,3 +9,21 @@ class ResConfigSettings(models.TransientModel):
         config_parameter="sales_funnel_report.lost_reason_required",
         help="Deals can only be marked as lost with a loss reason.",
     )
+
+    def action_rebuild_stage_history(self):
+        counts = self.env["crm.lead.stage.history"]._rebuild_from_tracking()
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "type": "success",
+                "title": _("Stage history rebuilt"),
+                "message": _(
+                    "%(stays)s stays rebuilt from the chatter of the deals; "
+                    "%(replaced)s stays replaced.",
+                    stays=counts["stays_rebuilt"] + counts["untracked_stays_opened"],
+                    replaced=counts["stays_replaced"],
+                ),
+                "sticky": False,
+            },
+        }

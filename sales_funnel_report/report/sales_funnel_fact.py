@@ -73,8 +73,11 @@ class SalesFunnelFact(models.Model):
             ), reached AS (
                 SELECT deal.id AS lead_id, s.id AS stage_id, s.sequence
                   FROM deal
+                  LEFT JOIN crm_team team ON team.id = deal.team_id
                   JOIN crm_stage s
-                    ON (s.team_id = deal.team_id OR s.team_id IS NULL OR s.id = deal.stage_id)
+                    ON (s.team_id = deal.team_id
+                        OR (s.team_id IS NULL AND NOT COALESCE(team.funnel_own_stages_only, FALSE))
+                        OR s.id = deal.stage_id)
                    AND (s.sequence, s.id) <= (deal.pos_sequence, deal.stage_id)
             ), visited AS (
                 -- reached stages, and stages visited beyond the position (moved back

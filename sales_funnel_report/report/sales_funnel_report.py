@@ -11,7 +11,8 @@ class SalesFunnelReport(models.Model):
     Counting rules (the README repeats them with a worked example):
 
     * The funnel stages of a deal are the ``crm.stage`` records of its sales
-      team or of no team, in pipeline order (``sequence``, then ``id``).
+      team or of no team (only its team's when the team's "Funnel of Own
+      Stages Only" is set), in pipeline order (``sequence``, then ``id``).
     * A deal's *position* is its current stage: where an open or won deal is
       now, the stage a lost (archived) deal was lost in.
     * A deal *reached* every funnel stage up to and including its position.

@@ -1,4 +1,5 @@
 from . import test_concurrency
+from . import test_demo
 from . import test_funnel_report
 from . import test_funnel_ui
 from . import test_rebuild
