@@ -14,7 +14,7 @@ class CrmLead(models.Model):
     _inherit = "crm.lead"
 
     stage_history_ids = fields.One2many(
-        "crm.lead.stage.history", "lead_id", string="Stage History", readonly=True
+        "crm.lead.stage.history", "lead_id", readonly=True
     )
     stage_history_count = fields.Integer(compute="_compute_stage_history_count")
 

@@ -29,7 +29,7 @@ class CrmLeadStageHistory(models.Model):
     )
     # A stage that is deleted takes the stays of the deals that visited it along.
     stage_id = fields.Many2one(
-        "crm.stage", string="Stage", required=True, ondelete="cascade", index=True, readonly=True
+        "crm.stage", required=True, ondelete="cascade", index=True, readonly=True
     )
     date_in = fields.Datetime(string="Entered", required=True, readonly=True)
     date_out = fields.Datetime(string="Left", readonly=True)
@@ -51,7 +51,7 @@ class CrmLeadStageHistory(models.Model):
     )
     user_id = fields.Many2one("res.users", string="Salesperson", readonly=True)
     team_id = fields.Many2one("crm.team", string="Sales Team", readonly=True)
-    company_id = fields.Many2one("res.company", string="Company", readonly=True)
+    company_id = fields.Many2one("res.company", readonly=True)
 
     _sql_constraints = [
         (

@@ -99,7 +99,7 @@ class SalesFunnelDemo(models.AbstractModel):
         }
         note = self.env.ref("mail.mt_note").id
         messages, dates = [], []
-        for lead, plan in zip(leads, plans):
+        for lead, plan in zip(leads, plans, strict=True):
             previous = stages[0]
             for when, target in plan["moves"]:
                 messages.append(self._tracking_message(
@@ -151,7 +151,7 @@ class SalesFunnelDemo(models.AbstractModel):
                         if plan["moves"] and stages[plan["moves"][-1][1]].is_won else None
                     ),
                 )
-                for lead, plan in zip(leads, plans)
+                for lead, plan in zip(leads, plans, strict=True)
             ),
         ))
         leads.invalidate_recordset()

@@ -42,22 +42,22 @@ class SalesFunnelReport(models.Model):
     _order = "lead_id, stage_sequence, stage_id"
 
     lead_id = fields.Many2one("crm.lead", string="Deal", readonly=True)
-    stage_id = fields.Many2one("crm.stage", string="Stage", readonly=True)
-    stage_sequence = fields.Integer(string="Stage Sequence", readonly=True, aggregator=False)
+    stage_id = fields.Many2one("crm.stage", readonly=True)
+    stage_sequence = fields.Integer(readonly=True, aggregator=False)
     team_id = fields.Many2one("crm.team", string="Sales Team", readonly=True)
     user_id = fields.Many2one("res.users", string="Salesperson", readonly=True)
-    company_id = fields.Many2one("res.company", string="Company", readonly=True)
+    company_id = fields.Many2one("res.company", readonly=True)
     partner_id = fields.Many2one("res.partner", string="Customer", readonly=True)
     lost_reason_id = fields.Many2one("crm.lost.reason", string="Loss Reason", readonly=True)
-    source_id = fields.Many2one("utm.source", string="Source", readonly=True)
-    medium_id = fields.Many2one("utm.medium", string="Medium", readonly=True)
-    campaign_id = fields.Many2one("utm.campaign", string="Campaign", readonly=True)
+    source_id = fields.Many2one("utm.source", readonly=True)
+    medium_id = fields.Many2one("utm.medium", readonly=True)
+    campaign_id = fields.Many2one("utm.campaign", readonly=True)
     type = fields.Selection(
-        [("lead", "Lead"), ("opportunity", "Opportunity")], string="Type", readonly=True
+        [("lead", "Lead"), ("opportunity", "Opportunity")], readonly=True
     )
     state = fields.Selection(STATES, string="Outcome at Stage", readonly=True)
     deal_state = fields.Selection(DEAL_STATES, string="Deal Status", readonly=True)
-    skipped = fields.Boolean(string="Skipped", readonly=True)
+    skipped = fields.Boolean(readonly=True)
     create_date = fields.Datetime(string="Deal Created", readonly=True)
     date_in = fields.Datetime(string="Stage Entered", readonly=True)
     visit_count = fields.Integer(string="Visits", readonly=True, aggregator=False)
@@ -68,7 +68,7 @@ class SalesFunnelReport(models.Model):
     open_count = fields.Integer(string="Open", readonly=True)
     won_count = fields.Integer(string="Won", readonly=True)
     won_deal_count = fields.Integer(string="Reached and Won", readonly=True)
-    expected_revenue = fields.Float(string="Expected Revenue", readonly=True)
+    expected_revenue = fields.Float(readonly=True)
     conversion_rate = fields.Float(
         string="Conversion (%)", readonly=True, aggregator="avg",
         help="Deals that passed the stage, per 100 deals that reached it.",

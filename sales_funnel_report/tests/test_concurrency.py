@@ -36,7 +36,7 @@ class TestConcurrentMoves(TransactionCase):
             lead_id = env["crm.lead"].create(
                 {"name": "Race", "type": "opportunity", "stage_id": new, "team_id": False}
             ).id
-            cr.commit()
+            cr.commit()  # pylint: disable=invalid-commit
         try:
             with self._connection() as cr1, self._connection() as cr2:
                 env1, env2 = self._env(cr1), self._env(cr2)
@@ -53,7 +53,9 @@ class TestConcurrentMoves(TransactionCase):
                 cr2.rollback()
 
                 stays = self._stays(lead_id)
-                self.assertEqual([(s[0], s[3]) for s in stays], [(new, "forward"), (second, "open")])
+                self.assertEqual(
+                    [(s[0], s[3]) for s in stays], [(new, "forward"), (second, "open")]
+                )
                 self.assertEqual(stays[0][2], stays[1][1], "no gap between the two stays")
 
                 # Odoo retries the request in a new transaction: now it goes through.
@@ -70,4 +72,4 @@ class TestConcurrentMoves(TransactionCase):
         finally:
             with self._connection() as cr:
                 self._env(cr)["crm.lead"].browse(lead_id).unlink()
-                cr.commit()
+                cr.commit()  # pylint: disable=invalid-commit

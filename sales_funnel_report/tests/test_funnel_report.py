@@ -1,6 +1,8 @@
+from odoo.exceptions import AccessError
 from odoo.tests import tagged
 
 from .common import FunnelCase, day
+
 
 def empty_or_rounded(value):
     """read_group gives False for an aggregate over no value."""
@@ -179,5 +181,5 @@ class TestFunnelReport(FunnelCase):
 
     def test_nobody_writes_the_report(self):
         row = self.Report.search([("lead_id", "=", self.d1.id)], limit=1)
-        with self.assertRaises(Exception):
+        with self.assertRaises(AccessError):
             row.with_user(self.manager).write({"visit_count": 5})

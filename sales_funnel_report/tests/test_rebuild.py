@@ -1,4 +1,5 @@
 import random
+from functools import partial
 
 from odoo.tests import tagged
 
@@ -54,13 +55,16 @@ class TestRebuildFromTracking(FunnelCase):
             if not deal.active:
                 action = deal.action_unarchive if choice < 0.5 else deal.action_set_won
             elif choice < 0.6:
-                stage = stages[rng.randrange(len(stages))]
-                action = lambda deal=deal, stage=stage: deal.write({"stage_id": stage.id})
+                action = partial(
+                    deal.write, {"stage_id": stages[rng.randrange(len(stages))].id}
+                )
             elif choice < 0.8:
-                reason = reasons[rng.randrange(len(reasons))]
-                action = lambda deal=deal, reason=reason: self.env["crm.lead.lost"].create(
-                    {"lead_ids": [(6, 0, deal.ids)], "lost_reason_id": reason.id}
-                ).action_lost_reason_apply()
+                action = partial(
+                    self.env["crm.lead.lost"].create({
+                        "lead_ids": [(6, 0, deal.ids)],
+                        "lost_reason_id": reasons[rng.randrange(len(reasons))].id,
+                    }).action_lost_reason_apply
+                )
             elif choice < 0.9:
                 action = deal.action_set_won
             else:
