@@ -5,7 +5,6 @@
     "category": "Sales/CRM",
     "license": "LGPL-3",
     "author": "Sales Funnel Report contributors",
-    "website": "https://github.com/sales-funnel-report/sales_funnel_report",
     "depends": ["sale_crm", "sale_management"],
     "data": [
         "security/ir.model.access.csv",
