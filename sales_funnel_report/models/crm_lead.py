@@ -6,6 +6,8 @@ FUNNEL_FIELDS = frozenset({
     "stage_id", "active", "lost_reason_id", "team_id", "user_id", "company_id", "partner_id",
     "source_id", "medium_id", "campaign_id", "type", "expected_revenue", "probability",
 })
+# Deals waiting to be recorded, in the transaction's precommit data.
+FUNNEL_QUEUE = "sales_funnel_report.queue"
 # Writing any of these may open or close a stay.
 HISTORY_FIELDS = frozenset({"stage_id", "active", "lost_reason_id", "team_id", "type"})
 
@@ -40,13 +42,31 @@ class CrmLead(models.Model):
         return res
 
     def _record_funnel(self, history):
-        """Record the stays of these deals, then their funnel rows: a fixed
-        number of statements whatever the number of deals."""
+        """Queue these deals for recording. The queue is processed once per
+        transaction, at commit, or earlier when stays or funnel rows are read
+        (see ``_flush_funnel_queue``): a fixed number of statements whatever the
+        number of deals and writes, and the stays reflect each transaction's
+        outcome at its time, as the chatter's tracking does."""
         if not self:
             return
+        data = self.env.cr.precommit.data
+        queue = data.get(FUNNEL_QUEUE)
+        if queue is None:
+            queue = data[FUNNEL_QUEUE] = {"history": set(), "facts": set()}
+            self.env.cr.precommit.add(self.env["crm.lead"].sudo()._flush_funnel_queue)
         if history:
-            self.env["crm.lead.stage.history"]._record(self.ids)
-        self.env["sales.funnel.fact"]._refresh(self.ids)
+            queue["history"].update(self.ids)
+        queue["facts"].update(self.ids)
+
+    @api.model
+    def _flush_funnel_queue(self):
+        # Taken out of the queue first: what is queued from now on registers anew.
+        queue = self.env.cr.precommit.data.pop(FUNNEL_QUEUE, None)
+        if not queue:
+            return
+        history, facts = sorted(queue["history"]), sorted(queue["facts"])
+        self.env["crm.lead.stage.history"]._record(history)
+        self.env["sales.funnel.fact"]._refresh(facts)
 
     def action_set_lost(self, **additional_values):
         # The reason arrives in a second write, after the archive: let the archive through.

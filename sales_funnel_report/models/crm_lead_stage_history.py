@@ -5,9 +5,9 @@ from odoo.tools import SQL
 
 _logger = logging.getLogger(__name__)
 
-# Within one tracking message (one transaction), changes are replayed in the order
-# the live recording sees them: a restore before a move, a move before a loss, and
-# the loss reason last.
+# Order of the tracking rows written at the same time (in one transaction): only
+# the state they leave counts, as in live recording, but the running values are
+# carried in this order.
 PRIORITY = {"start": -1, "restore": 0, "stage": 1, "lost": 2, "reason": 3}
 
 
@@ -66,12 +66,18 @@ class CrmLeadStageHistory(models.Model):
         ),
     ]
 
+    def flush_model(self, fnames=None):
+        # Reading stays first records the deals waiting in this transaction.
+        self.env["crm.lead"].sudo()._flush_funnel_queue()
+        return super().flush_model(fnames)
+
     @api.model
     def _record(self, lead_ids):
         """Bring the stays of ``lead_ids`` in line with the deals' current state.
 
-        One statement whatever the number of deals, at the transaction's time
-        (``cr.now()``, the clock of Odoo's tracking):
+        Called for the deals a transaction changed, once before it commits (see
+        ``crm.lead._record_funnel``). One statement whatever the number of deals,
+        at the transaction's time (``cr.now()``, the clock of Odoo's tracking):
 
         - an open stay whose deal was archived (lost) closes as ``lost``, with
           the deal's loss reason;
@@ -159,6 +165,9 @@ class CrmLeadStageHistory(models.Model):
         ``mail_tracking_value``; replaying those rows gives the stays live
         recording would have made, to the microsecond:
 
+        - tracking rows written at the same time come from one transaction and
+          count as one change, to the state they leave, as live recording
+          records each transaction's outcome;
         - the first stay starts at the deal's ``create_date``, in the stage the
           first stage-tracking row moved it from (its current stage when it
           never moved);
@@ -279,7 +288,8 @@ class CrmLeadStageHistory(models.Model):
                        count(CASE WHEN kind IN ('start', 'lost', 'restore') THEN 1 END)
                            OVER w AS active_grp,
                        count(CASE WHEN kind = 'reason' THEN 1 END) OVER w AS reason_grp,
-                       count(CASE WHEN kind = 'restore' THEN 1 END) OVER w AS epoch
+                       row_number() OVER (PARTITION BY lead_id, t ORDER BY prio DESC, tid DESC)
+                           AS last_at_t
                   FROM sales_funnel_event e
                 WINDOW w AS (PARTITION BY lead_id ORDER BY t, prio, tid)
             ), carried AS (
@@ -292,25 +302,33 @@ class CrmLeadStageHistory(models.Model):
                        max(CASE WHEN kind = 'reason' THEN new_value END)
                            OVER (PARTITION BY lead_id, reason_grp) AS reason_now
                   FROM state s
+            ), snapshot AS (
+                -- the deal as one transaction (one tracking time) left it
+                SELECT c.lead_id, c.t, c.cur_stage, c.active_after, c.reason_now,
+                       lag(c.active_after) OVER w AS active_before,
+                       lag(c.cur_stage) OVER w AS prev_stage
+                  FROM carried c
+                 WHERE c.last_at_t = 1
+                WINDOW w AS (PARTITION BY lead_id ORDER BY t)
+            ), epoch AS (
+                SELECT sn.*,
+                       count(CASE WHEN active_after AND active_before IS FALSE THEN 1 END)
+                           OVER (PARTITION BY lead_id ORDER BY t) AS epoch
+                  FROM snapshot sn
             ), stepped AS (
-                SELECT c.*,
-                       COALESCE(lag(active_after) OVER w, TRUE) AS active_before,
-                       lag(cur_stage) OVER w AS prev_stage,
+                SELECT ep.*,
                        last_value(reason_now) OVER (
-                           PARTITION BY lead_id, epoch ORDER BY t, prio, tid
+                           PARTITION BY lead_id, epoch ORDER BY t
                            ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
                        ) AS epoch_reason
-                  FROM carried c
-                WINDOW w AS (PARTITION BY lead_id ORDER BY t, prio, tid)
+                  FROM epoch ep
             ), boundary AS (
-                SELECT lead_id, t, prio, tid, kind, cur_stage, epoch_reason,
-                       kind <> 'lost' AS opens
+                SELECT lead_id, t, cur_stage, epoch_reason,
+                       CASE WHEN active_after THEN 'open' ELSE 'lost' END AS kind
                   FROM stepped
-                 WHERE (kind = 'start' AND cur_stage IS NOT NULL)
-                    OR (kind = 'stage' AND active_before
-                        AND cur_stage IS DISTINCT FROM prev_stage)
-                    OR (kind = 'restore' AND NOT active_before AND cur_stage IS NOT NULL)
-                    OR (kind = 'lost' AND active_before)
+                 WHERE (active_after AND cur_stage IS NOT NULL
+                        AND (active_before IS NOT TRUE OR cur_stage IS DISTINCT FROM prev_stage))
+                    OR (NOT active_after AND active_before)
             ), stay AS (
                 SELECT b.*,
                        lead(t) OVER w AS t_out,
@@ -318,11 +336,11 @@ class CrmLeadStageHistory(models.Model):
                        lead(cur_stage) OVER w AS next_stage,
                        lead(epoch_reason) OVER w AS next_reason
                   FROM boundary b
-                WINDOW w AS (PARTITION BY lead_id ORDER BY t, prio, tid)
+                WINDOW w AS (PARTITION BY lead_id ORDER BY t)
             )
             SELECT lead_id, cur_stage, t, t_out, next_kind, next_stage, next_reason
               FROM stay
-             WHERE opens
+             WHERE kind = 'open'
             """
         ))
         cr.execute("DELETE FROM crm_lead_stage_history")

@@ -52,9 +52,13 @@ class FunnelCase(TransactionCase):
 
     @contextmanager
     def at(self, when):
-        """Freeze Python's and the transaction's clock (history time is ``cr.now()``)."""
+        """Run the block as one transaction at ``when``: Python's and the
+        transaction's clock are frozen (history time is ``cr.now()``), and leaving
+        the block runs what a commit runs before committing (tracking, and the
+        funnel's recording of the deals the block changed)."""
         with freeze_time(when), patch.object(self.env.cr, "now", lambda: when):
             yield
+            self.env.cr.flush()
 
     def new_deal(self, when, stage=None, name="Deal", user=None, **vals):
         with self.at(when):

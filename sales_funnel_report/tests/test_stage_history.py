@@ -88,11 +88,30 @@ class TestStageHistory(FunnelCase):
         with self.at(day(3)):
             deal.action_set_won()
         self.assertTrue(deal.active)
+        # Restored and moved in one transaction: one new stay, where it ended up.
         self.assertEqual(self.stays(deal), [
             ("A", day(0), day(1), 1.0, "lost", "Price"),
-            ("A", day(3), day(3), 0.0, "forward", None),
             ("Won", day(3), None, None, "open", None),
         ])
+
+    def test_one_transaction_records_its_outcome(self):
+        deal = self.new_deal(day(0))
+        with self.at(day(1)):
+            deal.write({"stage_id": self.stage_b.id})
+            deal.write({"stage_id": self.stage_c.id})
+        self.assertEqual(self.stays(deal), [
+            ("A", day(0), day(1), 1.0, "forward", None),
+            ("C", day(1), None, None, "open", None),
+        ])
+
+    def test_reading_stays_before_commit_sees_the_writes(self):
+        deal = self.new_deal(day(0))
+        with self.at(day(2)):
+            deal.write({"stage_id": self.stage_b.id})
+            self.assertEqual(deal.stage_history_count, 2)
+            self.assertEqual(self.stays(deal)[-1], ("B", day(2), None, None, "open", None))
+            funnel = self.env["sales.funnel.report"].search([("lead_id", "=", deal.id)])
+            self.assertEqual(funnel.mapped("state"), ["passed", "open"])
 
     def test_multi_record_write_uses_each_deal_own_stage(self):
         deal_a = self.new_deal(day(0), name="from A")
@@ -168,27 +187,25 @@ class TestStageHistory(FunnelCase):
         self.assertEqual(type(caught.exception).__name__, "ExclusionViolation")
 
     def test_recording_is_a_constant_number_of_queries(self):
-        deals_few = self.env["crm.lead"].browse(
+        few = self.env["crm.lead"].browse(
             [self.new_deal(day(0), name=f"few {i}").id for i in range(2)]
         )
-        deals_many = self.env["crm.lead"].browse(
-            [self.new_deal(day(0), name=f"many {i}").id for i in range(20)]
+        many = self.env["crm.lead"].browse(
+            [self.new_deal(day(0), name=f"many {i}").id for i in range(30)]
         )
-        History = self.env["crm.lead.stage.history"]
-        self.env.flush_all()
-        self.env.invalidate_all()
 
-        def count(deals):
+        def queries_to_record(deals):
             with self.at(day(1)):
+                for deal in deals:  # one write per deal, as lead assignment does
+                    deal.write({"stage_id": self.stage_b.id, "user_id": self.manager.id})
+                self.env.flush_all()
                 before = self.cr.sql_log_count
-                History._record(deals.ids)
-                self.env["sales.funnel.fact"]._refresh(deals.ids)
+                self.env["crm.lead"]._flush_funnel_queue()
                 return self.cr.sql_log_count - before
 
-        deals_few.stage_id = self.stage_b
-        deals_many.stage_id = self.stage_b
-        self.assertEqual(count(deals_few), count(deals_many))
-        self.assertEqual(History.search_count([("lead_id", "in", deals_many.ids)]), 40)
+        self.assertEqual(queries_to_record(few), queries_to_record(many))
+        History = self.env["crm.lead.stage.history"]
+        self.assertEqual(History.search_count([("lead_id", "in", many.ids)]), 60)
 
 
 @tagged("post_install", "-at_install")

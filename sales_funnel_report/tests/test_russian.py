@@ -1,0 +1,42 @@
+from odoo.exceptions import UserError
+from odoo.tests import tagged
+
+from .common import FunnelCase, day
+
+
+@tagged("post_install", "-at_install")
+class TestRussian(FunnelCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.env["res.lang"]._activate_lang("ru_RU")
+        cls.env["ir.module.module"]._load_module_terms(["sales_funnel_report"], ["ru_RU"])
+        cls.salesman.lang = "ru_RU"
+
+    def test_menu_measures_and_error_in_russian(self):
+        env = self.env(user=self.salesman, context={"lang": "ru_RU"})
+        menu = env.ref("sales_funnel_report.sales_funnel_report_menu_sale")
+        self.assertEqual(menu.name, "Воронка продаж")
+        action = env.ref("sales_funnel_report.sales_funnel_report_action").sudo()
+        self.assertEqual(action.with_context(lang="ru_RU").name, "Воронка продаж")
+        labels = {
+            name: description["string"]
+            for name, description in env["sales.funnel.report"].fields_get(
+                ["lead_count", "lost_count", "conversion_rate", "duration_days",
+                 "duration_median_days", "lost_reason_id"], ["string"],
+            ).items()
+        }
+        self.assertEqual(labels, {
+            "lead_count": "Дошли до этапа",
+            "lost_count": "Проиграно",
+            "conversion_rate": "Конверсия (%)",
+            "duration_days": "Средняя длительность, дн.",
+            "duration_median_days": "Медиана, дн.",
+            "lost_reason_id": "Причина проигрыша",
+        })
+        self.env["ir.config_parameter"].sudo().set_param(
+            "sales_funnel_report.lost_reason_required", True
+        )
+        deal = self.new_deal(day(0))
+        with self.assertRaisesRegex(UserError, "^Чтобы отметить сделку как проигранную"):
+            deal.with_env(env).action_set_lost()
