@@ -79,6 +79,8 @@ class CrmLeadStageHistory(models.Model):
         ``crm.lead._record_funnel``). One statement whatever the number of deals,
         at the transaction's time (``cr.now()``, the clock of Odoo's tracking):
 
+        - times never go back for a deal (a clock set back is clamped to its
+          last recorded time);
         - an open stay whose deal was archived (lost) closes as ``lost``, with
           the deal's loss reason;
         - an open stay whose deal now sits in another stage closes as
@@ -98,13 +100,19 @@ class CrmLeadStageHistory(models.Model):
         self.env.cr.execute(SQL(
             """
             WITH lead AS (
-                SELECT id, stage_id, active, lost_reason_id, user_id, team_id, company_id
-                  FROM crm_lead
-                 WHERE id = ANY(%(ids)s)
+                -- time never goes back for a deal: a clock set back is clamped
+                SELECT l.id, l.stage_id, l.active, l.lost_reason_id, l.user_id, l.team_id,
+                       l.company_id,
+                       GREATEST(%(now)s::timestamp, (
+                           SELECT max(COALESCE(h.date_out, h.date_in))
+                             FROM crm_lead_stage_history h
+                            WHERE h.lead_id = l.id)) AS t
+                  FROM crm_lead l
+                 WHERE l.id = ANY(%(ids)s)
             ), closed AS (
                 UPDATE crm_lead_stage_history h
-                   SET date_out = %(now)s,
-                       duration_days = EXTRACT(EPOCH FROM (%(now)s - h.date_in)) / 86400.0,
+                   SET date_out = lead.t,
+                       duration_days = EXTRACT(EPOCH FROM (lead.t - h.date_in)) / 86400.0,
                        outcome = CASE
                            WHEN NOT lead.active THEN 'lost'
                            WHEN (ns.sequence, ns.id) > (os.sequence, os.id) THEN 'forward'
@@ -141,7 +149,7 @@ class CrmLeadStageHistory(models.Model):
             INSERT INTO crm_lead_stage_history (
                 lead_id, stage_id, date_in, outcome, user_id, team_id, company_id,
                 create_uid, create_date, write_uid, write_date)
-            SELECT lead.id, lead.stage_id, %(now)s, 'open', lead.user_id, lead.team_id,
+            SELECT lead.id, lead.stage_id, lead.t, 'open', lead.user_id, lead.team_id,
                    lead.company_id, %(uid)s, %(now)s, %(uid)s, %(now)s
               FROM lead
              WHERE lead.active

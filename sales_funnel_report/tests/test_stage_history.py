@@ -285,3 +285,16 @@ class TestLossReasonStaysWithItsLoss(FunnelCase):
             ("A", day(0), day(1), 1.0, "lost", "Price"),
             ("A", day(2), day(3), 1.0, "lost", None),
         ])
+
+
+@tagged("post_install", "-at_install")
+class TestClockSetBack(FunnelCase):
+    def test_a_clock_going_back_is_clamped(self):
+        deal = self.new_deal(day(5))
+        self.move(deal, self.stage_b, day(2))
+        self.move(deal, self.stage_c, day(6))
+        self.assertEqual(self.stays(deal), [
+            ("A", day(5), day(5), 0.0, "forward", None),
+            ("B", day(5), day(6), 1.0, "forward", None),
+            ("C", day(6), None, None, "open", None),
+        ])
