@@ -22,6 +22,7 @@ stages skipped, 5% of the deals moving back once; created over the last two year
 import argparse
 import json
 import logging
+import os
 import resource
 import statistics
 import sys
@@ -413,21 +414,28 @@ def count(cr, query):
 def measure(args):
     registry = load_registry(args)
     timings = json.loads(Path(args.json).read_text()) if args.json else {}
-    results = {}
     with registry.cursor() as cr:
         env = api.Environment(cr, ADMIN_UID, {})
         env = env(context={**env["res.users"].context_get(),
                            "allowed_company_ids": env.user.company_ids.ids})
         if env.su or not env.user.has_group("sales_team.group_sale_manager"):
             raise SystemExit(f"uid {ADMIN_UID} must be a sales manager, without superuser mode")
-        for key, label, model, fields, groupby in QUERIES:
-            print(f"==> {label}: 1 warm-up + {args.runs} runs...", flush=True)
-            __, groups = run_query(env, model, fields, groupby)
-            times = [run_query(env, model, fields, groupby)[0] for __ in range(args.runs)]
-            results[key] = {"label": label, "median": statistics.median(times),
-                            "times": times, "rows": len(groups)}
-            if key == "funnel":
-                results[key]["groups"] = groups
+        # Rounds of the four queries in turn, so that a change of load on the machine
+        # during the run weighs on all of them alike.
+        results = {key: {"label": label, "times": []} for key, label, *__ in QUERIES}
+        load_before = os.getloadavg()[0]
+        for n in range(args.runs + 1):
+            print(f"==> round {n}/{args.runs}" + (" (warm-up)" if n == 0 else ""), flush=True)
+            for key, __, model, fields, groupby in QUERIES:
+                seconds, groups = run_query(env, model, fields, groupby)
+                results[key]["rows"] = len(groups)
+                if n:
+                    results[key]["times"].append(seconds)
+                if key == "funnel":
+                    results[key]["groups"] = groups
+        for r in results.values():
+            r["median"] = statistics.median(r["times"])
+        load = (load_before, os.getloadavg()[0])
         if args.explain_dir:
             out = Path(args.explain_dir)
             out.mkdir(parents=True, exist_ok=True)
@@ -440,26 +448,30 @@ def measure(args):
             "history": count(cr, "SELECT count(*) FROM crm_lead_stage_history"),
             "facts": count(cr, "SELECT count(*) FROM sales_funnel_fact"),
             "pg": count(cr, "SHOW server_version"),
-            "settings": ", ".join(
-                f"{name}={count(cr, f'SHOW {name}')}"
-                for name in ("jit", "max_parallel_workers_per_gather", "work_mem",
-                             "shared_buffers")
-            ),
+            "settings": count(cr, """
+                SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name)
+                       || ', JIT available: ' || pg_jit_available()
+                  FROM pg_settings
+                 WHERE name IN ('jit', 'max_parallel_workers_per_gather', 'work_mem',
+                                'shared_buffers', 'io_method')
+            """),
             "sizes": ", ".join(
                 f"{table} {count(cr, SQL('SELECT pg_size_pretty(pg_table_size(%s))', table))}"
                 for table in ("crm_lead", "crm_lead_stage_history", "sales_funnel_fact")
             ),
         }
         cr.rollback()
-    report(args, stats, timings, results)
+    report(args, stats, timings, results, load)
 
 
-def report(args, stats, timings, results):
+def report(args, stats, timings, results, load):
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     native = results["native"]["median"]
     funnel = results["funnel"]
     print()
     print(f"sales_funnel_report benchmark, database {args.database}")
+    if os.environ.get("BENCH_REVISION"):
+        print(f"code: {os.environ['BENCH_REVISION']}")
     print(f"N deals: {stats['deals']:,} opportunities ({stats['active']:,} active; "
           f"crm.lead's read_group hides the {stats['deals'] - stats['active']:,} lost ones, "
           "the funnel counts them)")
@@ -474,8 +486,10 @@ def report(args, stats, timings, results):
                   timings.get("data generation", 0), timings.get("full rebuild of funnel rows", 0),
                   timings.get("vacuum analyze", 0)))
     print(f"peak RSS of the measuring Python process: {rss_mb:.0f} MB")
+    print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.2f} before the measurements, "
+          f"{load[1]:.2f} after")
     print(f"read_group(..., lazy=False) as uid {ADMIN_UID} (admin, record rules applied); "
-          f"median of {args.runs} runs after 1 warm-up")
+          f"median of {args.runs} runs after 1 warm-up, the queries taking turns")
     if args.explain_dir:
         print(f"EXPLAIN (ANALYZE, BUFFERS) of the SQL: {args.explain_dir}/explain-*.txt")
     print()
