@@ -425,7 +425,8 @@ def measure(args):
         results = {key: {"label": label, "times": []} for key, label, *__ in QUERIES}
         load_before = os.getloadavg()[0]
         for n in range(args.runs + 1):
-            print(f"==> round {n}/{args.runs}" + (" (warm-up)" if n == 0 else ""), flush=True)
+            print(f"==> round {n}/{args.runs}" + (" (warm-up)" if n == 0 else ""),
+                  file=sys.stderr, flush=True)
             for key, __, model, fields, groupby in QUERIES:
                 seconds, groups = run_query(env, model, fields, groupby)
                 results[key]["rows"] = len(groups)
@@ -495,14 +496,14 @@ def report(args, stats, timings, results, load):
     print()
     width = max(len(r["label"]) for r in results.values())
     width = max(width, len("full rebuild of funnel rows (_refresh())"))
-    print(f"{'query':<{width}}  {'median s':>9}  {'x (a)':>7}  {'rows':>10}")
-    print("-" * (width + 32))
+    print(f"{'query':<{width}}  {'median s':>9}  {'ratio to (a)':>12}  {'rows':>10}")
+    print("-" * (width + 37))
     for r in results.values():
-        print(f"{r['label']:<{width}}  {r['median']:>9.3f}  {r['median'] / native:>7.2f}  "
+        print(f"{r['label']:<{width}}  {r['median']:>9.3f}  {r['median'] / native:>12.2f}  "
               f"{r['rows']:>10,}")
     if "full rebuild of funnel rows" in timings:
         print(f"{'full rebuild of funnel rows (_refresh())':<{width}}  "
-              f"{timings['full rebuild of funnel rows']:>9.3f}  {'':>7}  {stats['facts']:>10,}")
+              f"{timings['full rebuild of funnel rows']:>9.3f}  {'':>12}  {stats['facts']:>10,}")
     print()
     ok = sum(g["lead_count"] for g in funnel["groups"])
     print(f"check: funnel rows counted by (b) = {ok:,}")
