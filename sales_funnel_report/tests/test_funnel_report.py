@@ -183,3 +183,27 @@ class TestFunnelReport(FunnelCase):
         row = self.Report.search([("lead_id", "=", self.d1.id)], limit=1)
         with self.assertRaises(AccessError):
             row.with_user(self.manager).write({"visit_count": 5})
+
+
+@tagged("post_install", "-at_install")
+class TestMedianQuery(FunnelCase):
+    def test_median_alone_with_others_and_with_a_limit_agree(self):
+        deals = self.env["crm.lead"]
+        for index, days in enumerate((0, 1, 4, 10)):
+            deal = self.new_deal(day(0), name=f"m{index}")
+            self.move(deal, self.stage_b, day(days))
+            deals |= deal
+        Report = self.env["sales.funnel.report"]
+        domain = [("lead_id", "in", deals.ids)]
+        alone = Report._read_group(domain, ["stage_id"], ["duration_median_days:avg"])
+        mixed = Report._read_group(
+            domain, ["stage_id"], ["lead_count:sum", "duration_median_days:avg", "__count"]
+        )
+        limited = Report._read_group(
+            domain, ["stage_id"], ["lead_count:sum", "duration_median_days:avg"], limit=5
+        )
+        # A: 0, 1, 4 and 10 days (the zero-length stay counts); B: still open, no
+        # duration (False, as Odoo gives an aggregate over nothing).
+        self.assertEqual(alone, [(self.stage_a, 2.5), (self.stage_b, False)])
+        self.assertEqual(mixed, [(self.stage_a, 4, 2.5, 4), (self.stage_b, 4, False, 4)])
+        self.assertEqual(limited, [(self.stage_a, 4, 2.5), (self.stage_b, 4, False)])
