@@ -240,10 +240,10 @@ class CrmLeadStageHistory(models.Model):
         ))
         cr.execute(SQL(
             """
-            SELECT count(*) FILTER (WHERE m.res_id NOT IN (SELECT id FROM crm_lead)),
-                   count(*)
+            SELECT count(*) FILTER (WHERE l.id IS NULL), count(*)
               FROM mail_tracking_value v
               JOIN mail_message m ON m.id = v.mail_message_id
+              LEFT JOIN crm_lead l ON l.id = m.res_id
              WHERE m.model = 'crm.lead' AND v.field_id IN %s
             """,
             tuple(field_ids.values()),
