@@ -394,19 +394,18 @@ def run_query(env, model, fields, groupby):
 
 
 def explain(env, model, fields, groupby, path):
-    """EXPLAIN (ANALYZE, BUFFERS) the statement read_group runs on the report's table."""
+    """EXPLAIN (ANALYZE, BUFFERS) the statements read_group runs on the report's table."""
     spy = SqlSpy(env.cr)
     env.invalidate_all()
     with spy.recording():
         env[model].read_group(OPPORTUNITIES, fields, groupby, lazy=False)
     table = env[model]._table
-    main = [q for q in spy.statements if "GROUP BY" in q and table in q]
-    if not main:
-        return None
-    env.cr.execute("EXPLAIN (ANALYZE, BUFFERS, VERBOSE) " + main[0])
-    plan = "\n".join(row[0] for row in env.cr.fetchall())
-    path.write_text(f"-- {model} read_group {groupby}\n{main[0]}\n\n{plan}\n")
-    return plan
+    parts = [f"-- {model} read_group {groupby}"]
+    for query in (q for q in spy.statements if "GROUP BY" in q and table in q):
+        env.cr.execute("EXPLAIN (ANALYZE, BUFFERS, VERBOSE) " + query)
+        plan = "\n".join(row[0] for row in env.cr.fetchall())
+        parts.append(f"{query}\n\n{plan}\n")
+    path.write_text("\n".join(parts))
 
 
 def count(cr, query):
