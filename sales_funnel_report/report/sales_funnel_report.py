@@ -1,9 +1,15 @@
 from odoo import fields, models
 from odoo.tools import SQL
 
-MEDIAN = "duration_median_days"
-# Enough for the median's sort of a million durations to stay in memory.
-MEDIAN_WORK_MEM = "256MB"
+# Counts are taken over these flags of the funnel rows.
+COUNT_FLAGS = {
+    "passed_count": "is_passed",
+    "lost_count": "is_lost",
+    "open_count": "is_open",
+    "won_count": "is_won",
+    "won_deal_count": "is_deal_won",
+}
+RATE_FLAGS = {"conversion_rate": "is_passed", "win_rate": "is_deal_won"}
 STATES = [("passed", "Passed"), ("lost", "Lost"), ("open", "Open"), ("won", "Won")]
 DEAL_STATES = [("open", "Open"), ("won", "Won"), ("lost", "Lost")]
 
@@ -94,9 +100,21 @@ class SalesFunnelReport(models.Model):
             "lead_id", "stage_id", "stage_sequence", "team_id", "user_id", "company_id",
             "partner_id", "lost_reason_id", "source_id", "medium_id", "campaign_id", "type",
             "state", "deal_state", "skipped", "create_date", "date_in", "visit_count",
-            "duration_days", "expected_revenue",
+            "duration_days", "expected_revenue", "is_passed", "is_lost", "is_open", "is_won",
+            "is_deal_won",
         ],
     }
+
+    def init(self):
+        # A median over values gathered with ARRAY_AGG, which PostgreSQL (16+)
+        # aggregates in parallel, unlike PERCENTILE_CONT over the rows.
+        self.env.cr.execute(SQL(
+            """
+            CREATE OR REPLACE FUNCTION sales_funnel_median(float8[]) RETURNS float8
+            LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+            'SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY v) FROM unnest($1) v'
+            """
+        ))
 
     @property
     def _table_query(self):
@@ -107,14 +125,15 @@ class SalesFunnelReport(models.Model):
                    f.campaign_id, f.type, f.state, f.deal_state, f.skipped, f.create_date,
                    f.date_in, f.visit_count, f.expected_revenue, f.duration_days,
                    f.duration_days AS duration_median_days,
+                   f.is_passed, f.is_lost, f.is_open, f.is_won, f.is_deal_won,
                    1 AS lead_count,
-                   (f.state = 'passed')::int AS passed_count,
-                   (f.state = 'lost')::int AS lost_count,
-                   (f.state = 'open')::int AS open_count,
-                   (f.state = 'won')::int AS won_count,
-                   (f.deal_state = 'won')::int AS won_deal_count,
-                   CASE WHEN f.state = 'passed' THEN 100.0 ELSE 0.0 END AS conversion_rate,
-                   CASE WHEN f.deal_state = 'won' THEN 100.0 ELSE 0.0 END AS win_rate
+                   f.is_passed::int AS passed_count,
+                   f.is_lost::int AS lost_count,
+                   f.is_open::int AS open_count,
+                   f.is_won::int AS won_count,
+                   f.is_deal_won::int AS won_deal_count,
+                   CASE WHEN f.is_passed THEN 100.0 ELSE 0.0 END AS conversion_rate,
+                   CASE WHEN f.is_deal_won THEN 100.0 ELSE 0.0 END AS win_rate
               FROM sales_funnel_fact f
             """
         )
@@ -123,53 +142,22 @@ class SalesFunnelReport(models.Model):
         fname = aggregate_spec.split(":")[0]
         if fname == "lead_count":
             return SQL("COUNT(*)")
-        if fname in ("conversion_rate", "win_rate"):
-            part = "passed_count" if fname == "conversion_rate" else "won_deal_count"
+        if fname in COUNT_FLAGS:
             return SQL(
-                "COALESCE(SUM(%s) * 100.0 / NULLIF(COUNT(*), 0), 0)",
-                self._field_to_sql(self._table, part, query),
+                "COUNT(*) FILTER (WHERE %s)", SQL.identifier(self._table, COUNT_FLAGS[fname])
+            )
+        if fname in RATE_FLAGS:
+            return SQL(
+                "COALESCE(COUNT(*) FILTER (WHERE %s) * 100.0 / NULLIF(COUNT(*), 0), 0)",
+                SQL.identifier(self._table, RATE_FLAGS[fname]),
             )
         if fname == "duration_median_days":
+            duration = self._field_to_sql(self._table, "duration_days", query)
             return SQL(
-                "PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY %s)",
-                self._field_to_sql(self._table, "duration_days", query),
+                "sales_funnel_median(ARRAY_AGG(%s) FILTER (WHERE %s IS NOT NULL))",
+                duration, duration,
             )
         return super()._read_group_select(aggregate_spec, query)
-
-    def _read_group(self, domain, groupby=(), aggregates=(), having=(), offset=0, limit=None,
-                    order=None):
-        # A median sorts its values and cannot run in parallel: compute it in a
-        # second query over the rows that have a duration only, sorting in memory,
-        # and let the other measures run as one parallel aggregate.
-        medians = [spec for spec in aggregates if spec.split(":")[0] == MEDIAN]
-        if not medians or len(medians) == len(aggregates) or having or offset or limit:
-            return super()._read_group(
-                domain, groupby, aggregates, having, offset, limit, order
-            )
-        others = [spec for spec in aggregates if spec not in medians]
-        rows = super()._read_group(domain, groupby, others, order=order)
-        cr = self.env.cr
-        cr.execute(SQL("SELECT current_setting('work_mem'), set_config('work_mem', %s, TRUE)",
-                       MEDIAN_WORK_MEM))
-        work_mem = cr.fetchone()[0]
-        try:
-            # the rows with a duration (Odoo reads "!= False" on a float as "not 0")
-            median_rows = super()._read_group(
-                [*domain, ("skipped", "=", False), ("state", "in", ("passed", "lost"))],
-                groupby, medians[:1],
-            )
-        finally:
-            cr.execute(SQL("SELECT set_config('work_mem', %s, TRUE)", work_mem))
-        size = len(groupby)
-        median_by_key = {tuple(row[:size]): row[size] for row in median_rows}
-        result = []
-        for row in rows:
-            key, values = tuple(row[:size]), iter(row[size:])
-            result.append((*key, *(
-                median_by_key.get(key, False) if spec in medians else next(values)
-                for spec in aggregates
-            )))
-        return result
 
     def _order_field_to_sql(self, alias, field_name, direction, nulls, query):
         # Stages in pipeline order (sequence, id), like the counting rules, whatever
