@@ -207,3 +207,39 @@ class TestMedianQuery(FunnelCase):
         self.assertEqual(alone, [(self.stage_a, 2.5), (self.stage_b, False)])
         self.assertEqual(mixed, [(self.stage_a, 4, 2.5, 4), (self.stage_b, 4, False, 4)])
         self.assertEqual(limited, [(self.stage_a, 4, 2.5), (self.stage_b, 4, False)])
+
+
+@tagged("post_install", "-at_install")
+class TestFunnelAccessAndDrillDown(FunnelCase):
+    def test_other_company_deals_are_not_in_the_funnel_nor_history(self):
+        other_company = self.env["res.company"].create({"name": "Other company"})
+        self.salesman_all = self.env["res.users"].create({
+            "name": "All Leads", "login": "funnel_all_leads",
+            "groups_id": [(6, 0, [self.env.ref("sales_team.group_sale_salesman_all_leads").id])],
+        })
+        here = self.new_deal(day(0), name="here", user=self.salesman_all)
+        with self.at(day(0)):
+            there = self.env["crm.lead"].create({
+                "name": "there", "type": "opportunity", "company_id": other_company.id,
+                "user_id": False, "team_id": False, "stage_id": self.stage_a.id,
+            })
+        Report = self.env["sales.funnel.report"].with_user(self.salesman_all)
+        History = self.env["crm.lead.stage.history"].with_user(self.salesman_all)
+        domain = [("lead_id", "in", (here | there).ids)]
+        self.assertEqual(Report.search(domain).lead_id, here)
+        self.assertEqual(History.search(domain).lead_id, here)
+        self.salesman_all.company_ids = [(4, other_company.id)]
+        both = Report.with_context(allowed_company_ids=[self.env.company.id, other_company.id])
+        self.assertEqual(both.search(domain).lead_id, here | there)
+
+    def test_a_funnel_row_opens_its_deal(self):
+        deal = self.new_deal(day(0), name="drill")
+        row = self.env["sales.funnel.report"].with_user(self.salesman).search(
+            [("lead_id", "=", deal.id)]
+        )
+        self.assertEqual(row.action_open_lead(), {
+            "type": "ir.actions.act_window",
+            "res_model": "crm.lead",
+            "res_id": deal.id,
+            "views": [(False, "form")],
+        })
