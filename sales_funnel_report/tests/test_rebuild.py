@@ -1,5 +1,6 @@
 import random
 from functools import partial
+from unittest.mock import patch
 
 from odoo.tests import tagged
 
@@ -157,3 +158,24 @@ class TestRebuildFromTracking(FunnelCase):
             ("A", day(0), day(1), 1.0, "forward", None),
             ("C", day(2), None, None, "open", None),
         ])
+
+    def test_settings_action_rebuilds_and_a_failed_rebuild_loses_nothing(self):
+        deal = self.tracked_deal(day(0), "settings")
+        self.step(day(2), lambda: deal.write({"stage_id": self.stage_b.id}))
+        expected = self.stays(deal)
+        admin = self.env.ref("base.user_admin")
+        with self.at(day(400)):
+            action = self.env["res.config.settings"].with_user(admin).create(
+                {}
+            ).action_rebuild_stage_history()
+        self.assertEqual(action["tag"], "display_notification")
+        self.assertEqual(self.stays(deal), expected)
+        History = type(self.env["crm.lead.stage.history"])
+        with (
+            patch.object(History, "_reconcile_with_deals", side_effect=RuntimeError("boom")),
+            self.assertRaises(RuntimeError),
+            self.env.cr.savepoint(),
+        ):
+            self.env["crm.lead.stage.history"]._rebuild_from_tracking()
+        self.env.invalidate_all()
+        self.assertEqual(self.stays(deal), expected)
