@@ -61,12 +61,14 @@ class FunnelCase(TransactionCase):
             self.env.cr.flush()
 
     def new_deal(self, when, stage=None, name="Deal", user=None, **vals):
+        """A deal created by its salesperson, who then works it (moves, loses, wins)."""
+        user = user or self.salesman
         with self.at(when):
-            return self.env["crm.lead"].create({
+            return self.env["crm.lead"].with_user(user).create({
                 "name": name,
                 "type": "opportunity",
                 "team_id": self.team.id,
-                "user_id": (user or self.salesman).id,
+                "user_id": user.id,
                 "stage_id": (stage or self.stage_a).id,
                 **vals,
             })
@@ -78,7 +80,7 @@ class FunnelCase(TransactionCase):
     def lose(self, deal, reason, when):
         """Lose through the wizard, as a user does."""
         with self.at(when):
-            wizard = self.env["crm.lead.lost"].create(
+            wizard = deal.env["crm.lead.lost"].create(
                 {"lead_ids": [(6, 0, deal.ids)], "lost_reason_id": reason.id if reason else False}
             )
             wizard.action_lost_reason_apply()
