@@ -42,6 +42,12 @@ class SalesFunnelReport(models.Model):
       grouping and total, never means of row percentages. Average and median
       days are taken over the non-empty durations.
     * The loss reason sits on the lost row only.
+    * A deal is lost when archived, won when active in a won stage, else open
+      (``deal_state``, the same on all its rows).
+    * ``date_in``: when the deal first entered the stage; for a skipped stage,
+      when it jumped over it (its first stay in a later stage).
+      ``create_date``: the deal's creation. ``expected_revenue``: the deal's,
+      on every row it has (a revenue funnel).
     """
 
     _name = "sales.funnel.report"
