@@ -243,3 +243,39 @@ class TestFunnelAccessAndDrillDown(FunnelCase):
             "res_id": deal.id,
             "views": [(False, "form")],
         })
+
+
+@tagged("post_install", "-at_install")
+class TestGroupOrder(FunnelCase):
+    def test_salespeople_in_name_order_and_teams_in_their_order(self):
+        zed = self.env["res.users"].create({
+            "name": "Zed Seller", "login": "zed_seller",
+            "groups_id": [(6, 0, [self.env.ref("sales_team.group_sale_salesman").id])],
+        })
+        abe = self.env["res.users"].create({
+            "name": "Abe Seller", "login": "abe_seller",
+            "groups_id": [(6, 0, [self.env.ref("sales_team.group_sale_salesman").id])],
+        })
+        self.assertLess(zed.id, abe.id)
+        deals = self.new_deal(day(0), name="z", user=zed)
+        deals |= self.new_deal(day(0), name="a", user=abe)
+        Report = self.env["sales.funnel.report"]
+        by_user = Report.read_group(
+            [("lead_id", "in", deals.ids)], ["lead_count:sum"], ["user_id"], lazy=False
+        )
+        self.assertEqual([row["user_id"][1] for row in by_user], ["Abe Seller", "Zed Seller"])
+        by_user_desc = Report.read_group(
+            [("lead_id", "in", deals.ids)], ["lead_count:sum"], ["user_id"], lazy=False,
+            orderby="user_id desc",
+        )
+        self.assertEqual(
+            [row["user_id"][1] for row in by_user_desc], ["Zed Seller", "Abe Seller"]
+        )
+        by_stage_user = Report.read_group(
+            [("lead_id", "in", deals.ids)], ["lead_count:sum"], ["stage_id", "user_id"],
+            lazy=False,
+        )
+        self.assertEqual(
+            [(row["stage_id"][1], row["user_id"][1], row["lead_count"]) for row in by_stage_user],
+            [("A", "Abe Seller", 1), ("A", "Zed Seller", 1)],
+        )
