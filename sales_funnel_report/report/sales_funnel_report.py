@@ -122,6 +122,10 @@ class SalesFunnelReport(models.Model):
             """
         ))
 
+    def _drop_median_function(self):
+        """Uninstalling leaves no trace of the median's SQL function."""
+        self.env.cr.execute(SQL("DROP FUNCTION IF EXISTS sales_funnel_median(float8[])"))
+
     @property
     def _table_query(self):
         return SQL(

@@ -279,3 +279,18 @@ class TestGroupOrder(FunnelCase):
             [(row["stage_id"][1], row["user_id"][1], row["lead_count"]) for row in by_stage_user],
             [("A", "Abe Seller", 1), ("A", "Zed Seller", 1)],
         )
+
+
+@tagged("post_install", "-at_install")
+class TestMedianFunction(FunnelCase):
+    def test_uninstall_drops_it_and_init_creates_it(self):
+        Report = self.env["sales.funnel.report"]
+        exists = "SELECT count(*) FROM pg_proc WHERE proname = 'sales_funnel_median'"
+        Report._drop_median_function()
+        self.env.cr.execute(exists)
+        self.assertEqual(self.env.cr.fetchone()[0], 0)
+        Report.init()
+        self.env.cr.execute(exists)
+        self.assertEqual(self.env.cr.fetchone()[0], 1)
+        self.env.cr.execute("SELECT sales_funnel_median(ARRAY[4, 1, 10, 0]::float8[])")
+        self.assertEqual(self.env.cr.fetchone()[0], 2.5)
