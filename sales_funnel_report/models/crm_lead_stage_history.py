@@ -72,7 +72,7 @@ class CrmLeadStageHistory(models.Model):
         return super().flush_model(fnames)
 
     @api.model
-    def _record(self, lead_ids):
+    def _record(self, lead_ids, at=None):
         """Bring the stays of ``lead_ids`` in line with the deals' current state.
 
         Called for the deals a transaction changed, once before it commits (see
@@ -91,9 +91,13 @@ class CrmLeadStageHistory(models.Model):
 
         Archived deals whose stage changes are not recorded: they stay lost
         where they were lost until restored.
+
+        ``lead_ids=None`` means every deal; ``at`` is an SQL time over the deal
+        (alias ``l``) to use instead of the transaction's. Returns how many stays
+        were closed as lost, closed by a move, opened, and given a later reason.
         """
-        if not lead_ids:
-            return
+        if lead_ids is not None and not lead_ids:
+            return {}
         self.env.flush_all()
         now = self.env.cr.now()
         uid = self.env.uid
@@ -103,12 +107,12 @@ class CrmLeadStageHistory(models.Model):
                 -- time never goes back for a deal: a clock set back is clamped
                 SELECT l.id, l.stage_id, l.active, l.lost_reason_id, l.user_id, l.team_id,
                        l.company_id,
-                       GREATEST(%(now)s::timestamp, (
+                       GREATEST(%(at)s, (
                            SELECT max(COALESCE(h.date_out, h.date_in))
                              FROM crm_lead_stage_history h
                             WHERE h.lead_id = l.id)) AS t
                   FROM crm_lead l
-                 WHERE l.id = ANY(%(ids)s)
+                 WHERE %(only)s
             ), closed AS (
                 UPDATE crm_lead_stage_history h
                    SET date_out = lead.t,
@@ -127,7 +131,7 @@ class CrmLeadStageHistory(models.Model):
                    AND h.date_out IS NULL
                    AND os.id = h.stage_id
                    AND (NOT lead.active OR lead.stage_id IS DISTINCT FROM h.stage_id)
-             RETURNING h.id
+             RETURNING h.id, h.outcome
             ), reason AS (
                 UPDATE crm_lead_stage_history h
                    SET lost_reason_id = lead.lost_reason_id,
@@ -145,25 +149,34 @@ class CrmLeadStageHistory(models.Model):
                                        FROM crm_lead_stage_history last
                                       WHERE last.lead_id = lead.id AND last.outcome = 'lost')
              RETURNING h.id
+            ), opened AS (
+                INSERT INTO crm_lead_stage_history (
+                    lead_id, stage_id, date_in, outcome, user_id, team_id, company_id,
+                    create_uid, create_date, write_uid, write_date)
+                SELECT lead.id, lead.stage_id, lead.t, 'open', lead.user_id, lead.team_id,
+                       lead.company_id, %(uid)s, %(now)s, %(uid)s, %(now)s
+                  FROM lead
+                 WHERE lead.active
+                   AND lead.stage_id IS NOT NULL
+                   AND NOT EXISTS (
+                        SELECT 1
+                          FROM crm_lead_stage_history h
+                         WHERE h.lead_id = lead.id
+                           AND h.date_out IS NULL
+                           AND NOT EXISTS (SELECT 1 FROM closed WHERE closed.id = h.id))
+             RETURNING id
             )
-            INSERT INTO crm_lead_stage_history (
-                lead_id, stage_id, date_in, outcome, user_id, team_id, company_id,
-                create_uid, create_date, write_uid, write_date)
-            SELECT lead.id, lead.stage_id, lead.t, 'open', lead.user_id, lead.team_id,
-                   lead.company_id, %(uid)s, %(now)s, %(uid)s, %(now)s
-              FROM lead
-             WHERE lead.active
-               AND lead.stage_id IS NOT NULL
-               AND NOT EXISTS (
-                    SELECT 1
-                      FROM crm_lead_stage_history h
-                     WHERE h.lead_id = lead.id
-                       AND h.date_out IS NULL
-                       AND h.id NOT IN (SELECT id FROM closed))
+            SELECT (SELECT count(*) FROM closed WHERE outcome = 'lost'),
+                   (SELECT count(*) FROM closed WHERE outcome <> 'lost'),
+                   (SELECT count(*) FROM opened),
+                   (SELECT count(*) FROM reason)
             """,
-            ids=list(lead_ids), now=now, uid=uid,
+            only=SQL("TRUE") if lead_ids is None else SQL("l.id = ANY(%s)", list(lead_ids)),
+            at=at if at is not None else SQL("%s::timestamp", now), now=now, uid=uid,
         ))
+        lost, moved, opened, reasons = self.env.cr.fetchone()
         self.invalidate_model()
+        return {"lost": lost, "moved": moved, "opened": opened, "reasons": reasons}
 
     @api.model
     def _rebuild_from_tracking(self):
@@ -388,66 +401,16 @@ class CrmLeadStageHistory(models.Model):
     @api.model
     def _reconcile_with_deals(self):
         """Make rebuilt stays agree with what the deals are now, for changes
-        tracking did not see. Returns how many stays each rule touched."""
-        cr = self.env.cr
-        counts = {}
-        cr.execute(SQL(
-            """
-            UPDATE crm_lead_stage_history h
-               SET date_out = GREATEST(COALESCE(l.date_closed, l.write_date), h.date_in),
-                   duration_days = EXTRACT(EPOCH FROM (
-                       GREATEST(COALESCE(l.date_closed, l.write_date), h.date_in) - h.date_in
-                   )) / 86400.0,
-                   outcome = 'lost',
-                   lost_reason_id = l.lost_reason_id
-              FROM crm_lead l
-             WHERE h.lead_id = l.id AND h.date_out IS NULL AND NOT l.active
-            """
+        tracking did not see, by the rules of live recording, timed by the deal:
+        a loss at ``date_closed``, a move at ``date_last_stage_update``. Returns
+        how many stays each rule touched."""
+        counts = self._record(None, at=SQL(
+            """CASE WHEN NOT l.active THEN COALESCE(l.date_closed, l.write_date)
+                    ELSE COALESCE(l.date_last_stage_update, l.create_date) END"""
         ))
-        counts["untracked_losses"] = cr.rowcount
-        cr.execute(SQL(
-            """
-            UPDATE crm_lead_stage_history h
-               SET lost_reason_id = l.lost_reason_id
-              FROM crm_lead l
-             WHERE h.lead_id = l.id AND NOT l.active AND l.lost_reason_id IS NOT NULL
-               AND h.outcome = 'lost' AND h.lost_reason_id IS NULL
-               AND h.date_out = (SELECT max(last.date_out) FROM crm_lead_stage_history last
-                                  WHERE last.lead_id = l.id AND last.outcome = 'lost')
-            """
-        ))
-        counts["untracked_loss_reasons"] = cr.rowcount
-        cr.execute(SQL(
-            """
-            UPDATE crm_lead_stage_history h
-               SET date_out = GREATEST(l.date_last_stage_update, h.date_in),
-                   duration_days = EXTRACT(EPOCH FROM (
-                       GREATEST(l.date_last_stage_update, h.date_in) - h.date_in)) / 86400.0,
-                   outcome = CASE WHEN (ns.sequence, ns.id) > (os.sequence, os.id)
-                                  THEN 'forward' ELSE 'back' END
-              FROM crm_lead l, crm_stage os, crm_stage ns
-             WHERE h.lead_id = l.id AND h.date_out IS NULL AND l.active
-               AND h.stage_id <> l.stage_id AND os.id = h.stage_id AND ns.id = l.stage_id
-            """
-        ))
-        counts["untracked_moves"] = cr.rowcount
-        cr.execute(SQL(
-            """
-            INSERT INTO crm_lead_stage_history (
-                lead_id, stage_id, date_in, outcome, user_id, team_id, company_id,
-                create_uid, create_date, write_uid, write_date)
-            SELECT l.id, l.stage_id,
-                   GREATEST(l.create_date, COALESCE(l.date_last_stage_update, l.create_date),
-                            (SELECT max(h.date_out) FROM crm_lead_stage_history h
-                              WHERE h.lead_id = l.id)),
-                   'open', l.user_id, l.team_id, l.company_id,
-                   %(uid)s, %(now)s, %(uid)s, %(now)s
-              FROM crm_lead l
-             WHERE l.active AND l.stage_id IS NOT NULL
-               AND NOT EXISTS (SELECT 1 FROM crm_lead_stage_history h
-                                WHERE h.lead_id = l.id AND h.date_out IS NULL)
-            """,
-            uid=self.env.uid, now=self.env.cr.now(),
-        ))
-        counts["untracked_stays_opened"] = cr.rowcount
-        return counts
+        return {
+            "untracked_losses": counts["lost"],
+            "untracked_moves": counts["moved"],
+            "untracked_stays_opened": counts["opened"],
+            "untracked_loss_reasons": counts["reasons"],
+        }
