@@ -53,9 +53,16 @@ class SalesFunnelFact(models.Model):
 
     @api.model
     def _refresh_teams(self, team_ids):
+        """Rewrite the funnel rows of the deals of ``team_ids``, selected in SQL."""
         self.env.flush_all()
-        self.env.cr.execute(SQL("SELECT id FROM crm_lead WHERE team_id = ANY(%s)", team_ids))
-        self._refresh([row[0] for row in self.env.cr.fetchall()])
+        of_teams = SQL("l.team_id = ANY(%s)", list(team_ids))
+        self.env.cr.execute(SQL(
+            "DELETE FROM sales_funnel_fact f USING crm_lead l WHERE f.lead_id = l.id AND %s",
+            of_teams,
+        ))
+        self._insert_rows(SQL("lead_id IN (SELECT l.id FROM crm_lead l WHERE %s)", of_teams),
+                          of_teams)
+        self.invalidate_model()
 
     @api.model
     def _refresh(self, lead_ids=None):
