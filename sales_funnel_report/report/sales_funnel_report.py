@@ -23,7 +23,9 @@ class SalesFunnelReport(models.Model):
       team or of no team (only its team's when the team's "Funnel of Own
       Stages Only" is set), in pipeline order (``sequence``, then ``id``).
     * A deal's *position* is its current stage: where an open or won deal is
-      now, the stage a lost (archived) deal was lost in.
+      now, the stage a lost (archived) deal was lost in. The position is always
+      reached, even a stage outside the deal's pipeline (another team's); a
+      deal without a stage has no rows.
     * A deal *reached* every funnel stage up to and including its position.
       Stages it jumped over count as reached and are flagged ``skipped``;
       stages it visited beyond its position (and moved back from) are not
