@@ -1,5 +1,6 @@
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
+from odoo.tools import SQL
 
 # Writing any of these changes what the funnel shows for a deal.
 FUNNEL_FIELDS = frozenset({
@@ -49,14 +50,28 @@ class CrmLead(models.Model):
         outcome at its time, as the chatter's tracking does."""
         if not self:
             return
-        data = self.env.cr.precommit.data
-        queue = data.get(FUNNEL_QUEUE)
-        if queue is None:
-            queue = data[FUNNEL_QUEUE] = {"history": set(), "facts": set()}
-            self.env.cr.precommit.add(self.env["crm.lead"].sudo()._flush_funnel_queue)
+        queue = self._funnel_queue()
         if history:
             queue["history"].update(self.ids)
         queue["facts"].update(self.ids)
+
+    @api.model
+    def _record_funnel_of(self, kind, ids):
+        """Queue the deals of these sale orders (``kind`` "orders") or customer
+        invoices ("moves"), looked up when the queue is processed."""
+        if ids:
+            self._funnel_queue()[kind].update(ids)
+
+    @api.model
+    def _funnel_queue(self):
+        data = self.env.cr.precommit.data
+        queue = data.get(FUNNEL_QUEUE)
+        if queue is None:
+            queue = data[FUNNEL_QUEUE] = {
+                "history": set(), "facts": set(), "orders": set(), "moves": set(),
+            }
+            self.env.cr.precommit.add(self.env["crm.lead"].sudo()._flush_funnel_queue)
+        return queue
 
     @api.model
     def _flush_funnel_queue(self):
@@ -64,9 +79,32 @@ class CrmLead(models.Model):
         queue = self.env.cr.precommit.data.pop(FUNNEL_QUEUE, None)
         if not queue:
             return
-        history, facts = sorted(queue["history"]), sorted(queue["facts"])
+        history, facts = sorted(queue["history"]), queue["facts"]
         self.env["crm.lead.stage.history"]._record(history)
-        self.env["sales.funnel.fact"]._refresh(facts)
+        if queue["orders"] or queue["moves"]:
+            facts |= self._deals_of_sales(queue["orders"], queue["moves"])
+        self.env["sales.funnel.fact"]._refresh(sorted(facts))
+
+    @api.model
+    def _deals_of_sales(self, order_ids, move_ids):
+        """The deals of these sale orders and of the orders these invoices bill."""
+        self.env.flush_all()
+        self.env.cr.execute(SQL(
+            """
+            SELECT so.opportunity_id
+              FROM sale_order so
+             WHERE so.id = ANY(%(orders)s) AND so.opportunity_id IS NOT NULL
+             UNION
+            SELECT so.opportunity_id
+              FROM account_move_line aml
+              JOIN sale_order_line_invoice_rel rel ON rel.invoice_line_id = aml.id
+              JOIN sale_order_line sol ON sol.id = rel.order_line_id
+              JOIN sale_order so ON so.id = sol.order_id
+             WHERE aml.move_id = ANY(%(moves)s) AND so.opportunity_id IS NOT NULL
+            """,
+            orders=sorted(order_ids), moves=sorted(move_ids),
+        ))
+        return {deal_id for (deal_id,) in self.env.cr.fetchall()}
 
     def action_set_lost(self, **additional_values):
         # The reason arrives in a second write, after the archive: let the archive through.

@@ -207,8 +207,14 @@ class CrmLeadStageHistory(models.Model):
         previous one, and stays in deleted stages are dropped, as live recording
         drops them. Salesperson and team of rebuilt stays are the deal's current
         ones. Set-based SQL in one transaction; returns the counts it logs.
+
+        Funnel steps are synced with the stages first, and orders get their
+        first confirmation date when they have none, so that the funnel rows,
+        rewritten at the end, are whole.
         """
         cr = self.env.cr
+        self.env["sales.funnel.step"]._sync_with_stages()
+        self.env["sale.order"]._fill_funnel_confirmed_at()
         self.env.flush_all()
         field_ids = {
             field.name: field.id

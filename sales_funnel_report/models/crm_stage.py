@@ -2,6 +2,8 @@ from odoo import api, models
 
 # Changing any of these moves deals' positions or reached stages in the funnel.
 PIPELINE_FIELDS = frozenset({"sequence", "team_id", "is_won"})
+# A funnel step shows these of its stage.
+STEP_FIELDS = frozenset({"name", "sequence"})
 
 
 class CrmStage(models.Model):
@@ -10,14 +12,20 @@ class CrmStage(models.Model):
     @api.model_create_multi
     def create(self, vals_list):
         stages = super().create(vals_list)
+        self.env["sales.funnel.step"]._sync_with_stages(stages.ids)
         stages._refresh_funnel(stages._funnel_teams())
         return stages
 
     def write(self, vals):
         if not PIPELINE_FIELDS.intersection(vals):
-            return super().write(vals)
+            res = super().write(vals)
+            if STEP_FIELDS.intersection(vals):
+                self.env["sales.funnel.step"]._sync_with_stages(self.ids)
+            return res
         teams_before = self._funnel_teams()
         res = super().write(vals)
+        if STEP_FIELDS.intersection(vals):
+            self.env["sales.funnel.step"]._sync_with_stages(self.ids)
         teams_after = self._funnel_teams()
         everyone = teams_before is None or teams_after is None
         self._refresh_funnel(None if everyone else teams_before | teams_after)

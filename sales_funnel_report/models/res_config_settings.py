@@ -9,6 +9,15 @@ class ResConfigSettings(models.TransientModel):
         config_parameter="sales_funnel_report.lost_reason_required",
         help="Deals can only be marked as lost with a loss reason.",
     )
+    funnel_won_means = fields.Selection(
+        [("stage", "Won Stage"), ("paid", "Paid in Full")],
+        string="A Deal Is Won When",
+        default="stage",
+        required=True,
+        config_parameter="sales_funnel_report.won_means",
+        help="What the funnel's Won and Win Rate count: deals in a won stage (as the CRM "
+        "counts them), or deals whose orders are invoiced and fully paid.",
+    )
 
     def action_rebuild_stage_history(self):
         counts = self.env["crm.lead.stage.history"]._rebuild_from_tracking()

@@ -7,7 +7,7 @@ from odoo.tools import SQL
 class SalesFunnelFact(models.Model):
     """The funnel rows, kept up to date at write time.
 
-    One row per deal and funnel stage it reached, with the deal's dimensions
+    One row per deal and funnel step it reached, with the deal's dimensions
     copied in, so that the report reads a single narrow table. The counting
     rules are those of :class:`~.sales_funnel_report.SalesFunnelReport`;
     :meth:`_refresh` is their only implementation.
@@ -16,18 +16,24 @@ class SalesFunnelFact(models.Model):
     _name = "sales.funnel.fact"
     _description = "Sales Funnel Row (storage)"
     _log_access = False
-    _order = "lead_id, stage_sequence, stage_id"
+    _order = "lead_id, is_fulfilment, stage_sequence, stage_id, step_id"
 
     # The report counts on these boolean flags (COUNT(*) FILTER), which is cheaper
     # per row than comparing the text of ``state``.
-    stage_id = fields.Many2one("crm.stage", required=True, ondelete="cascade", index=True)
+    step_id = fields.Many2one("sales.funnel.step", required=True, ondelete="cascade", index=True)
+    step_code = fields.Char()
+    is_fulfilment = fields.Boolean(required=True)
+    stage_id = fields.Many2one("crm.stage", ondelete="cascade", index="btree_not_null")
+    # the stage's sequence on pipeline rows, the step's on fulfilment rows
     stage_sequence = fields.Integer(required=True)
     lead_id = fields.Many2one("crm.lead", required=True, ondelete="cascade", index=True)
     is_passed = fields.Boolean(required=True)
     is_lost = fields.Boolean(required=True)
     is_open = fields.Boolean(required=True)
     is_won = fields.Boolean(required=True)
+    is_paid = fields.Boolean(required=True)
     is_deal_won = fields.Boolean(required=True)
+    is_deal_paid = fields.Boolean(required=True)
     skipped = fields.Boolean(required=True)
     expected_revenue = fields.Float(required=True)
     company_id = fields.Many2one("res.company", ondelete="set null")
@@ -123,71 +129,191 @@ class SalesFunnelFact(models.Model):
                   FROM crm_lead l
                   JOIN crm_stage pos ON pos.id = l.stage_id
                  WHERE %(only_lead)s
-            ), stay AS (
-                SELECT lead_id, stage_id, min(date_in) AS date_in, count(*) AS visits,
-                       sum(duration_days) AS days
-                  FROM crm_lead_stage_history
-                 WHERE %(only)s
-                 GROUP BY lead_id, stage_id
+            ), %(milestones)s,
+            stay AS (
+                -- an open stay ends when the deal's first order is confirmed
+                SELECT h.lead_id, h.stage_id, min(h.date_in) AS date_in, count(*) AS visits,
+                       sum(COALESCE(h.duration_days, GREATEST(
+                           EXTRACT(EPOCH FROM (m.ordered_at - h.date_in)) / 86400.0, 0)
+                       )) AS days
+                  FROM (SELECT * FROM crm_lead_stage_history WHERE %(only)s) h
+                  LEFT JOIN milestone m ON m.lead_id = h.lead_id
+                 GROUP BY h.lead_id, h.stage_id
             ), reached AS (
-                SELECT deal.id AS lead_id, s.id AS stage_id, s.sequence
+                -- a deal with a milestone passed its whole pipeline
+                SELECT deal.id AS lead_id, s.id AS stage_id, s.sequence, s.is_won
                   FROM deal
                   LEFT JOIN crm_team team ON team.id = deal.team_id
+                  LEFT JOIN milestone m ON m.lead_id = deal.id
                   JOIN crm_stage s
                     ON (s.team_id = deal.team_id
                         OR (s.team_id IS NULL AND NOT COALESCE(team.funnel_own_stages_only, FALSE))
                         OR s.id = deal.stage_id)
-                   AND (s.sequence, s.id) <= (deal.pos_sequence, deal.stage_id)
+                   AND ((s.sequence, s.id) <= (deal.pos_sequence, deal.stage_id)
+                        OR m.lead_id IS NOT NULL)
             ), visited AS (
                 -- reached stages, and stages visited beyond the position (moved back
-                -- from there): a stage jumped over dates from the first later stay
-                SELECT lead_id, stage_id, sequence, TRUE AS reached FROM reached
+                -- from there): a stage jumped over dates from the first later stay,
+                -- else from the first order
+                SELECT lead_id, stage_id, sequence, is_won, TRUE AS reached FROM reached
                  UNION ALL
-                SELECT stay.lead_id, stay.stage_id, s.sequence, FALSE
+                SELECT stay.lead_id, stay.stage_id, s.sequence, s.is_won, FALSE
                   FROM stay
                   JOIN crm_stage s ON s.id = stay.stage_id
                  WHERE NOT EXISTS (SELECT 1 FROM reached r
                                     WHERE r.lead_id = stay.lead_id
                                       AND r.stage_id = stay.stage_id)
             ), ordered AS (
-                SELECT v.lead_id, v.stage_id, v.sequence, v.reached,
+                SELECT v.lead_id, v.stage_id, v.sequence, v.reached, v.is_won,
                        stay.date_in, stay.visits, stay.days,
-                       min(stay.date_in) OVER (
-                           PARTITION BY v.lead_id ORDER BY v.sequence DESC, v.stage_id DESC
-                           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS later_in
+                       min(stay.date_in) OVER later AS later_in,
+                       count(*) FILTER (WHERE v.reached AND v.is_won) OVER later AS later_won
                   FROM visited v
                   LEFT JOIN stay ON stay.lead_id = v.lead_id AND stay.stage_id = v.stage_id
-            )
-            INSERT INTO sales_funnel_fact (
-                stage_id, stage_sequence, lead_id, is_passed, is_lost, is_open, is_won,
-                is_deal_won, skipped, expected_revenue, company_id, type, duration_days,
-                state, deal_state, team_id, user_id, partner_id, lost_reason_id, source_id,
-                medium_id, campaign_id, create_date, date_in, visit_count)
-            SELECT o.stage_id, o.sequence, o.lead_id,
-                   o.state = 'passed', o.state = 'lost', o.state = 'open', o.state = 'won',
-                   o.deal_state = 'won', o.visits IS NULL, COALESCE(o.expected_revenue, 0),
-                   o.company_id, COALESCE(o.type, 'opportunity'),
-                   CASE WHEN o.state IN ('passed', 'lost') THEN o.days END,
-                   o.state, o.deal_state, o.team_id, o.user_id, o.partner_id,
-                   CASE WHEN o.state = 'lost' THEN o.lost_reason_id END,
-                   o.source_id, o.medium_id, o.campaign_id, o.create_date,
-                   COALESCE(o.date_in, o.later_in, o.create_date),
-                   COALESCE(o.visits, 0)
-              FROM (
-                SELECT o.*, d.team_id, d.user_id, d.company_id, d.partner_id, d.lost_reason_id,
-                       d.source_id, d.medium_id, d.campaign_id, d.type, d.create_date,
-                       d.expected_revenue,
-                       CASE WHEN o.stage_id <> d.stage_id THEN 'passed'
+                WINDOW later AS (
+                    PARTITION BY v.lead_id ORDER BY v.sequence DESC, v.stage_id DESC
+                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+            ), deal_state AS (
+                SELECT d.*, m.lead_id IS NOT NULL AS fulfilling, m.ordered_at,
+                       CASE WHEN m.paid THEN 'paid'
+                            WHEN NOT d.active THEN 'lost'
+                            WHEN m.lead_id IS NOT NULL AND NOT m.live THEN 'lost'
+                            WHEN d.won OR m.lead_id IS NOT NULL THEN 'won'
+                            ELSE 'open' END AS deal_state
+                  FROM deal d
+                  LEFT JOIN milestone m ON m.lead_id = d.id
+            ), step_row AS (
+                SELECT o.lead_id, st.id AS step_id, NULL::varchar AS step_code, FALSE AS fulfilment,
+                       o.stage_id, o.sequence, o.is_won AND o.later_won = 0 AS last_won,
+                       CASE WHEN o.stage_id <> d.stage_id OR d.fulfilling THEN 'passed'
                             WHEN NOT d.active THEN 'lost'
                             WHEN d.won THEN 'won'
                             ELSE 'open' END AS state,
-                       CASE WHEN NOT d.active THEN 'lost'
-                            WHEN d.won THEN 'won'
-                            ELSE 'open' END AS deal_state
+                       o.visits IS NULL AS skipped, o.days,
+                       COALESCE(o.date_in, o.later_in, d.ordered_at, d.create_date) AS date_in,
+                       COALESCE(o.visits, 0) AS visits
                   FROM ordered o
-                  JOIN deal d ON d.id = o.lead_id
+                  JOIN deal_state d ON d.id = o.lead_id
+                  JOIN sales_funnel_step st ON st.stage_id = o.stage_id
                  WHERE o.reached
-              ) o
+                 UNION ALL
+                SELECT m.lead_id, st.id, st.code, TRUE, NULL, st.sequence, FALSE,
+                       CASE WHEN st.sequence < m.rank THEN 'passed'
+                            WHEN m.paid THEN 'won'
+                            WHEN d.deal_state = 'lost' THEN 'lost'
+                            ELSE 'open' END,
+                       FALSE,
+                       CASE st.code WHEN 'order' THEN m.invoiced_on - m.ordered_at::date
+                                    WHEN 'invoiced' THEN m.paid_on - m.invoiced_on END,
+                       CASE st.code WHEN 'order' THEN m.ordered_at
+                                    WHEN 'invoiced' THEN m.invoiced_on::timestamp
+                                    ELSE m.paid_on::timestamp END,
+                       1
+                  FROM milestone m
+                  JOIN deal_state d ON d.id = m.lead_id
+                  JOIN sales_funnel_step st ON st.code IS NOT NULL AND st.sequence <= m.rank
+            )
+            INSERT INTO sales_funnel_fact (
+                step_id, step_code, is_fulfilment, stage_id, stage_sequence, lead_id,
+                is_passed, is_lost, is_open, is_won, is_paid, is_deal_won, is_deal_paid,
+                skipped, expected_revenue, company_id, type, duration_days,
+                state, deal_state, team_id, user_id, partner_id, lost_reason_id, source_id,
+                medium_id, campaign_id, create_date, date_in, visit_count)
+            SELECT r.step_id, r.step_code, r.fulfilment, r.stage_id, r.sequence, r.lead_id,
+                   r.state = 'passed', r.state = 'lost', r.state = 'open',
+                   r.last_won AND d.deal_state IN ('won', 'paid'),
+                   COALESCE(r.step_code = 'paid', FALSE),
+                   d.deal_state IN ('won', 'paid'), d.deal_state = 'paid',
+                   r.skipped, COALESCE(d.expected_revenue, 0),
+                   d.company_id, COALESCE(d.type, 'opportunity'),
+                   CASE WHEN r.state IN ('passed', 'lost') THEN r.days END,
+                   r.state, d.deal_state, d.team_id, d.user_id, d.partner_id,
+                   CASE WHEN r.state = 'lost' THEN d.lost_reason_id END,
+                   d.source_id, d.medium_id, d.campaign_id, d.create_date,
+                   r.date_in, r.visits
+              FROM step_row r
+              JOIN deal_state d ON d.id = r.lead_id
             """,
-            only=only, only_lead=only_lead,
+            only=only, only_lead=only_lead, milestones=self._milestones_sql(),
         ))
+
+    def _milestones_sql(self):
+        """``milestone``: per deal of ``deal`` with an order confirmed once, how far
+        fulfilment went. ``rank`` is the sequence of the step reached: 1 Order,
+        2 Invoiced, 3 Paid. Several orders of a deal count together."""
+        return SQL(
+            """
+            sold AS (
+                -- orders confirmed once; a cancelled one keeps its confirmation date
+                SELECT so.id, so.opportunity_id AS lead_id, so.state = 'sale' AS live,
+                       so.funnel_confirmed_at
+                  FROM sale_order so
+                 WHERE so.funnel_confirmed_at IS NOT NULL
+                   AND so.opportunity_id IN (SELECT id FROM deal)
+            ), billed AS (
+                -- posted customer invoices of those orders that no credit note reversed
+                SELECT DISTINCT sold.lead_id, m.id, m.invoice_date,
+                       m.payment_state IN ('paid', 'in_payment') AS paid
+                  FROM sold
+                  JOIN sale_order_line sol ON sol.order_id = sold.id
+                  JOIN sale_order_line_invoice_rel rel ON rel.order_line_id = sol.id
+                  JOIN account_move_line aml ON aml.id = rel.invoice_line_id
+                  JOIN account_move m ON m.id = aml.move_id
+                 WHERE m.move_type = 'out_invoice' AND m.state = 'posted'
+                   AND m.payment_state <> 'reversed'
+            ), settled AS (
+                -- the last settlement of each invoice: reconciliation of its receivable,
+                -- or a payment matched without a journal entry of its own
+                SELECT b.lead_id, b.id, b.invoice_date, b.paid,
+                       GREATEST(max(p.max_date), (
+                           SELECT max(pay.date)
+                             FROM account_move__account_payment mp
+                             JOIN account_payment pay ON pay.id = mp.payment_id
+                            WHERE mp.invoice_id = b.id AND pay.move_id IS NULL
+                              AND pay.state IN ('in_process', 'paid'))) AS paid_on
+                  FROM billed b
+                  LEFT JOIN account_move_line term
+                    ON term.move_id = b.id AND term.display_type = 'payment_term'
+                  LEFT JOIN account_partial_reconcile p
+                    ON term.id IN (p.debit_move_id, p.credit_move_id)
+                 GROUP BY b.lead_id, b.id, b.invoice_date, b.paid
+            ), unbilled AS (
+                -- live orders with quantities not yet invoiced, or invoices not yet posted
+                SELECT sold.lead_id
+                  FROM sold
+                  JOIN sale_order_line sol ON sol.order_id = sold.id
+                 WHERE sold.live AND sol.display_type IS NULL
+                   AND sol.qty_invoiced < sol.product_uom_qty
+                 UNION
+                SELECT sold.lead_id
+                  FROM sold
+                  JOIN sale_order_line sol ON sol.order_id = sold.id
+                  JOIN sale_order_line_invoice_rel rel ON rel.order_line_id = sol.id
+                  JOIN account_move_line aml ON aml.id = rel.invoice_line_id
+                  JOIN account_move m ON m.id = aml.move_id
+                 WHERE sold.live AND m.state = 'draft'
+            ), fulfilment AS (
+                SELECT sold.lead_id, min(sold.funnel_confirmed_at) AS ordered_at,
+                       bool_or(sold.live) AS live
+                  FROM sold
+                 GROUP BY sold.lead_id
+            ), billing AS (
+                SELECT lead_id, min(invoice_date) AS invoiced_on, bool_and(paid) AS paid,
+                       COALESCE(max(paid_on), max(invoice_date)) AS paid_on
+                  FROM settled
+                 GROUP BY lead_id
+            ), milestone AS (
+                SELECT f.lead_id, f.ordered_at, f.live, b.invoiced_on,
+                       b.paid_on, paid.paid,
+                       CASE WHEN paid.paid THEN 3 WHEN b.lead_id IS NOT NULL THEN 2 ELSE 1 END
+                           AS rank
+                  FROM fulfilment f
+                  LEFT JOIN billing b ON b.lead_id = f.lead_id
+                  CROSS JOIN LATERAL (
+                      SELECT COALESCE(b.paid, FALSE) AND f.live
+                             AND NOT EXISTS (SELECT 1 FROM unbilled u WHERE u.lead_id = f.lead_id)
+                             AS paid
+                  ) paid
+            )
+            """
+        )

@@ -1,17 +1,22 @@
-from odoo import fields, models
+from odoo import api, fields, models
 from odoo.tools import SQL, Query
 
-# Counts are taken over these flags of the funnel rows.
+from ..models.sales_funnel_step import FULFILMENT_CODES
+
+# Counts are taken over these flags of the funnel rows; "won" ones follow the
+# setting of what won means: the won stage, or paid in full.
 COUNT_FLAGS = {
     "passed_count": "is_passed",
     "lost_count": "is_lost",
     "open_count": "is_open",
-    "won_count": "is_won",
-    "won_deal_count": "is_deal_won",
 }
-RATE_FLAGS = {"conversion_rate": "is_passed", "win_rate": "is_deal_won"}
+WON_FLAGS = {
+    "stage": {"won_count": "is_won", "won_deal_count": "is_deal_won", "win_rate": "is_deal_won"},
+    "paid": {"won_count": "is_paid", "won_deal_count": "is_deal_paid", "win_rate": "is_deal_paid"},
+}
 STATES = [("passed", "Passed"), ("lost", "Lost"), ("open", "Open"), ("won", "Won")]
-DEAL_STATES = [("open", "Open"), ("won", "Won"), ("lost", "Lost")]
+DEAL_STATES = [("open", "Open"), ("won", "Won"), ("paid", "Paid"), ("lost", "Lost")]
+WON_MEANS_PARAM = "sales_funnel_report.won_means"
 
 
 class SalesFunnelReport(models.Model):
@@ -55,10 +60,13 @@ class SalesFunnelReport(models.Model):
     _name = "sales.funnel.report"
     _description = "Sales Funnel"
     _auto = False
-    _rec_name = "stage_id"
-    _order = "lead_id, stage_sequence, stage_id"
+    _rec_name = "step_id"
+    _order = "lead_id, is_fulfilment, stage_sequence, stage_id, step_id"
 
     lead_id = fields.Many2one("crm.lead", string="Deal", readonly=True)
+    step_id = fields.Many2one("sales.funnel.step", string="Step", readonly=True)
+    step_code = fields.Selection(FULFILMENT_CODES, string="Fulfilment Step", readonly=True)
+    is_fulfilment = fields.Boolean(string="Fulfilment", readonly=True)
     stage_id = fields.Many2one("crm.stage", readonly=True)
     stage_sequence = fields.Integer(readonly=True, aggregator=False)
     team_id = fields.Many2one("crm.team", string="Sales Team", readonly=True)
@@ -105,11 +113,12 @@ class SalesFunnelReport(models.Model):
 
     _depends = {
         "sales.funnel.fact": [
-            "lead_id", "stage_id", "stage_sequence", "team_id", "user_id", "company_id",
+            "lead_id", "step_id", "step_code", "is_fulfilment", "stage_id", "stage_sequence",
+            "team_id", "user_id", "company_id",
             "partner_id", "lost_reason_id", "source_id", "medium_id", "campaign_id", "type",
             "state", "deal_state", "skipped", "create_date", "date_in", "visit_count",
             "duration_days", "expected_revenue", "is_passed", "is_lost", "is_open", "is_won",
-            "is_deal_won",
+            "is_paid", "is_deal_won", "is_deal_paid",
         ],
     }
 
@@ -128,41 +137,51 @@ class SalesFunnelReport(models.Model):
         """Uninstalling leaves no trace of the median's SQL function."""
         self.env.cr.execute(SQL("DROP FUNCTION IF EXISTS sales_funnel_median(float8[])"))
 
+    @api.model
+    def _won_flags(self):
+        """The flags "won" counts on, after the setting (the won stage by default)."""
+        means = self.env["ir.config_parameter"].sudo().get_param(WON_MEANS_PARAM, "stage")
+        return WON_FLAGS.get(means, WON_FLAGS["stage"])
+
     @property
     def _table_query(self):
+        won = {name: SQL.identifier("f", flag) for name, flag in self._won_flags().items()}
         return SQL(
             """
-            SELECT f.id, f.lead_id, f.stage_id, f.stage_sequence, f.team_id, f.user_id,
+            SELECT f.id, f.lead_id, f.step_id, f.step_code, f.is_fulfilment, f.stage_id,
+                   f.stage_sequence, f.team_id, f.user_id,
                    f.company_id, f.partner_id, f.lost_reason_id, f.source_id, f.medium_id,
                    f.campaign_id, f.type, f.state, f.deal_state, f.skipped, f.create_date,
                    f.date_in, f.visit_count, f.expected_revenue, f.duration_days,
                    f.duration_days AS duration_median_days,
-                   f.is_passed, f.is_lost, f.is_open, f.is_won, f.is_deal_won,
+                   f.is_passed, f.is_lost, f.is_open, f.is_won, f.is_paid, f.is_deal_won,
+                   f.is_deal_paid,
                    1 AS lead_count,
                    f.is_passed::int AS passed_count,
                    f.is_lost::int AS lost_count,
                    f.is_open::int AS open_count,
-                   f.is_won::int AS won_count,
-                   f.is_deal_won::int AS won_deal_count,
+                   %(won_count)s::int AS won_count,
+                   %(won_deal_count)s::int AS won_deal_count,
                    CASE WHEN f.is_passed THEN 100.0 ELSE 0.0 END AS conversion_rate,
-                   CASE WHEN f.is_deal_won THEN 100.0 ELSE 0.0 END AS win_rate
+                   CASE WHEN %(win_rate)s THEN 100.0 ELSE 0.0 END AS win_rate
               FROM sales_funnel_fact f
-            """
+            """,
+            **won,
         )
 
     def _read_group_select(self, aggregate_spec, query):
         fname = aggregate_spec.split(":")[0]
         if fname == "lead_count":
             return SQL("COUNT(*)")
-        if fname in COUNT_FLAGS:
-            return SQL(
-                "COUNT(*) FILTER (WHERE %s)", SQL.identifier(self._table, COUNT_FLAGS[fname])
-            )
-        if fname in RATE_FLAGS:
+        flags = {**COUNT_FLAGS, **self._won_flags()}
+        if fname == "conversion_rate" or fname == "win_rate":
+            flag = "is_passed" if fname == "conversion_rate" else flags[fname]
             return SQL(
                 "COALESCE(COUNT(*) FILTER (WHERE %s) * 100.0 / NULLIF(COUNT(*), 0), 0)",
-                SQL.identifier(self._table, RATE_FLAGS[fname]),
+                SQL.identifier(self._table, flag),
             )
+        if fname in flags:
+            return SQL("COUNT(*) FILTER (WHERE %s)", SQL.identifier(self._table, flags[fname]))
         if fname == "duration_median_days":
             duration = self._field_to_sql(self._table, "duration_days", query)
             return SQL(
@@ -172,8 +191,14 @@ class SalesFunnelReport(models.Model):
         return super()._read_group_select(aggregate_spec, query)
 
     def _order_field_to_sql(self, alias, field_name, direction, nulls, query):
-        # Stages in pipeline order (sequence, id), like the counting rules, whatever
-        # the stage names and the reader's language.
+        # Steps and stages in pipeline order (sequence, id), like the counting rules,
+        # whatever their names and the reader's language; fulfilment steps last.
+        if field_name == "step_id":
+            terms = [
+                self._order_field_to_sql(alias, fname, direction, nulls, query)
+                for fname in ("is_fulfilment", "stage_sequence", "stage_id.id", "step_id.id")
+            ]
+            return SQL(", ").join(terms)
         if field_name == "stage_id":
             terms = [
                 self._order_field_to_sql(alias, "stage_sequence", direction, nulls, query),

@@ -8,6 +8,11 @@ from odoo.tests import TransactionCase, freeze_time, new_test_user
 START = datetime(2025, 3, 3, 9, 0, 0)
 
 
+def empty_or_rounded(value):
+    """read_group gives False for an aggregate over no value."""
+    return None if value is False or value is None else round(value, 4)
+
+
 def day(n, hours=0):
     return START + timedelta(days=n, hours=hours)
 

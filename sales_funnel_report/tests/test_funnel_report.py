@@ -1,13 +1,7 @@
 from odoo.exceptions import AccessError
 from odoo.tests import tagged
 
-from .common import FunnelCase, day
-
-
-def empty_or_rounded(value):
-    """read_group gives False for an aggregate over no value."""
-    return None if value is False or value is None else round(value, 4)
-
+from .common import FunnelCase, day, empty_or_rounded
 
 MEASURES = [
     "lead_count:sum", "passed_count:sum", "lost_count:sum", "open_count:sum", "won_count:sum",

@@ -1,0 +1,73 @@
+from odoo import api, fields, models
+from odoo.tools import SQL
+
+# Writing any of these changes where the order's deal stands in fulfilment.
+FULFILMENT_FIELDS = frozenset({"state", "opportunity_id", "funnel_confirmed_at"})
+
+
+class SaleOrder(models.Model):
+    _inherit = "sale.order"
+
+    # Kept when the order is cancelled, which is how the funnel knows a cancelled
+    # order had been confirmed: its deal was lost at fulfilment, not before.
+    funnel_confirmed_at = fields.Datetime(
+        string="First Confirmed", readonly=True, copy=False,
+        help="When the order was first confirmed.",
+    )
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        orders = super().create(vals_list)
+        orders._queue_funnel()
+        return orders
+
+    def write(self, vals):
+        if "opportunity_id" in vals:
+            # the deal the order leaves changes too
+            self.opportunity_id._record_funnel(history=False)
+        res = super().write(vals)
+        if FULFILMENT_FIELDS.intersection(vals):
+            self._queue_funnel()
+        return res
+
+    def unlink(self):
+        self.opportunity_id._record_funnel(history=False)
+        return super().unlink()
+
+    def _action_confirm(self):
+        first = self.filtered(lambda order: not order.funnel_confirmed_at)
+        # confirmation has just set date_order to now
+        for order in first:
+            order.funnel_confirmed_at = order.date_order
+        return super()._action_confirm()
+
+    def _queue_funnel(self):
+        self.env["crm.lead"]._record_funnel_of("orders", self.ids)
+
+    @api.model
+    def _fill_funnel_confirmed_at(self):
+        """Date the first confirmation of existing orders, in one statement: when
+        the chatter tracked the order becoming a sales order, else, for an order
+        still confirmed, its ``date_order`` (which confirmation sets)."""
+        state = self.env["ir.model.fields"]._get(self._name, "state")
+        labels = {
+            dict(self._fields["state"]._description_selection(self.with_context(lang=lang).env))
+            ["sale"]
+            for lang, _name in self.env["res.lang"].get_installed()
+        }
+        self.env.flush_all()
+        self.env.cr.execute(SQL(
+            """
+            UPDATE sale_order so
+               SET funnel_confirmed_at = COALESCE((
+                       SELECT min(m.date)
+                         FROM mail_message m
+                         JOIN mail_tracking_value v ON v.mail_message_id = m.id
+                        WHERE m.model = 'sale.order' AND m.res_id = so.id
+                          AND v.field_id = %(field)s AND v.new_value_char = ANY(%(labels)s)
+                   ), CASE WHEN so.state = 'sale' THEN so.date_order END)
+             WHERE so.funnel_confirmed_at IS NULL AND so.state IN ('sale', 'cancel')
+            """,
+            field=state.id, labels=sorted(labels),
+        ))
+        self.invalidate_model(["funnel_confirmed_at"])

@@ -1,0 +1,119 @@
+from odoo.tests import tagged
+
+from .common import day, empty_or_rounded
+from .fulfilment_common import FulfilmentCase
+
+MEASURES = [
+    "lead_count:sum", "passed_count:sum", "lost_count:sum", "open_count:sum", "won_count:sum",
+    "conversion_rate:avg", "win_rate:avg", "duration_days:avg", "duration_median_days:avg",
+]
+
+
+@tagged("post_install", "-at_install")
+class TestFulfilmentFunnel(FulfilmentCase):
+    """Six deals through the whole funnel, counted step by step."""
+
+    def setUp(self):
+        super().setUp()
+        # P: A → B day 2 → won day 4 → ordered day 5 → invoiced day 7 → paid day 10
+        self.p = self.deal(day(0), name="P")
+        self.move(self.p, self.stage_b, day(2))
+        with self.at(day(4)):
+            self.p.action_set_won()
+        self.pay(self.invoice(self.order(self.p, day(5)), day(7)), day(10))
+        # N: A → C day 2 → ordered and invoiced day 3 → paid day 5; never marked won
+        self.n = self.deal(day(0), name="N")
+        self.move(self.n, self.stage_c, day(2))
+        self.pay(self.invoice(self.order(self.n, day(3)), day(3)), day(5))
+        # Q: A → ordered day 3 → invoiced day 4 → paid in part day 6
+        self.q = self.deal(day(0), name="Q")
+        invoice = self.invoice(self.order(self.q, day(3), qty=2), day(4))
+        self.pay(invoice, day(6), amount=50.0)
+        # X: A → B day 1 → ordered day 2 → order cancelled day 3
+        self.x = self.deal(day(0), name="X")
+        self.move(self.x, self.stage_b, day(1))
+        self.cancel(self.order(self.x, day(2)), day(3))
+        # W: A → won day 1, no order yet
+        self.w = self.deal(day(0), name="W")
+        with self.at(day(1)):
+            self.w.action_set_won()
+        # L: A → lost day 1
+        self.lost = self.deal(day(0), name="L")
+        self.lose(self.lost, self.reason_price, day(1))
+        self.deals = self.p | self.n | self.q | self.x | self.w | self.lost
+
+    def funnel(self, domain=(), groupby=("step_id",)):
+        rows = self.env["sales.funnel.report"].with_user(self.manager).read_group(
+            [("lead_id", "in", self.deals.ids), *domain], MEASURES, list(groupby), lazy=False,
+        )
+        return {
+            row[groupby[0]][1] if groupby else "total": (
+                row["lead_count"], row["passed_count"], row["lost_count"], row["open_count"],
+                row["won_count"], round(row["conversion_rate"], 1), round(row["win_rate"], 1),
+                empty_or_rounded(row["duration_days"]),
+                empty_or_rounded(row["duration_median_days"]),
+            )
+            for row in rows
+        }
+
+    def test_funnel_by_step_won_stage_meaning(self):
+        funnel = self.funnel()
+        self.assertEqual(
+            list(funnel), ["A", "B", "C", "Won", "Order", "Invoiced", "Paid"]
+        )
+        self.assertEqual(funnel, {
+            # reached, passed, lost, open, won, conversion, win rate, avg days, median days
+            "A": (6, 5, 1, 0, 0, 83.3, 66.7, 1.6667, 1.5),
+            "B": (5, 5, 0, 0, 0, 100.0, 80.0, 1.5, 1.5),
+            "C": (5, 5, 0, 0, 0, 100.0, 80.0, 1.0, 1.0),
+            # P, N and Q won by their orders; X lost when its order was cancelled
+            "Won": (5, 4, 0, 0, 4, 80.0, 80.0, 1.0, 1.0),
+            "Order": (4, 3, 1, 0, 0, 75.0, 75.0, 1.0, 1.0),
+            "Invoiced": (3, 2, 0, 1, 0, 66.7, 100.0, 2.5, 2.5),
+            "Paid": (2, 0, 0, 0, 0, 0.0, 100.0, None, None),
+        })
+        self.assertEqual(self.funnel(groupby=())["total"][:5], (30, 24, 2, 1, 4))
+
+    def test_won_means_paid(self):
+        self.env["ir.config_parameter"].set_param("sales_funnel_report.won_means", "paid")
+        funnel = self.funnel()
+        self.assertEqual({step: row[4:7] for step, row in funnel.items()}, {
+            # won, conversion, win rate: only P and N, paid in full, are won
+            "A": (0, 83.3, 33.3),
+            "B": (0, 100.0, 40.0),
+            "C": (0, 100.0, 40.0),
+            "Won": (0, 80.0, 40.0),
+            "Order": (0, 75.0, 50.0),
+            "Invoiced": (0, 66.7, 66.7),
+            "Paid": (2, 0.0, 100.0),
+        })
+        self.assertEqual(self.funnel(groupby=())["total"][4], 2)
+        # the list shows the same meaning, row by row
+        paid_rows = self.env["sales.funnel.report"].search(
+            [("lead_id", "in", self.deals.ids), ("won_count", "=", 1)]
+        )
+        self.assertEqual(set(paid_rows.mapped("step_id.name")), {"Paid"})
+        self.env["ir.config_parameter"].set_param("sales_funnel_report.won_means", "stage")
+        self.assertEqual(self.funnel()["Won"][4], 4)
+
+    def test_filters_for_fulfilment(self):
+        lost = self.funnel([("state", "=", "lost"), ("is_fulfilment", "=", True)])
+        self.assertEqual(lost, {"Order": (1, 0, 1, 0, 0, 0.0, 0.0, None, None)})
+        paid = self.env["sales.funnel.report"].search(
+            [("lead_id", "in", self.deals.ids), ("deal_state", "=", "paid")]
+        )
+        self.assertEqual(set(paid.lead_id.mapped("name")), {"P", "N"})
+        self.assertEqual(
+            {deal.name: self.deal_state(deal) for deal in self.deals},
+            {"P": "paid", "N": "paid", "Q": "won", "X": "lost", "W": "won", "L": "lost"},
+        )
+
+    def test_pipeline_stages_grouped_as_before(self):
+        by_stage = self.funnel([("is_fulfilment", "=", False)], groupby=("stage_id",))
+        self.assertEqual(list(by_stage), ["A", "B", "C", "Won"])
+        self.assertEqual(by_stage["Won"], self.funnel()["Won"])
+
+    def deal_state(self, deal):
+        return self.env["sales.funnel.report"].search(
+            [("lead_id", "=", deal.id)], limit=1
+        ).deal_state
