@@ -46,28 +46,39 @@ class SaleOrder(models.Model):
 
     @api.model
     def _fill_funnel_confirmed_at(self):
-        """Date the first confirmation of existing orders, in one statement: when
-        the chatter tracked the order becoming a sales order, else, for an order
-        still confirmed, its ``date_order`` (which confirmation sets)."""
+        """Date the first confirmation of existing orders, in one statement, from
+        the chatter's tracking of their status:
+
+        - first tracked change leaves "Sales Order": confirmed untracked, in the
+          transaction that created it, so at its creation;
+        - else the first tracked change to "Sales Order";
+        - else, for an order still confirmed, ``date_order``, which confirmation sets.
+        """
         state = self.env["ir.model.fields"]._get(self._name, "state")
-        labels = {
+        labels = sorted({
             dict(self._fields["state"]._description_selection(self.with_context(lang=lang).env))
             ["sale"]
             for lang, _name in self.env["res.lang"].get_installed()
-        }
+        })
         self.env.flush_all()
         self.env.cr.execute(SQL(
             """
+            WITH tracked AS (
+                SELECT m.res_id, m.date, m.id, v.old_value_char, v.new_value_char
+                  FROM mail_message m
+                  JOIN mail_tracking_value v ON v.mail_message_id = m.id
+                 WHERE m.model = 'sale.order' AND v.field_id = %(field)s
+            )
             UPDATE sale_order so
-               SET funnel_confirmed_at = COALESCE((
-                       SELECT min(m.date)
-                         FROM mail_message m
-                         JOIN mail_tracking_value v ON v.mail_message_id = m.id
-                        WHERE m.model = 'sale.order' AND m.res_id = so.id
-                          AND v.field_id = %(field)s AND v.new_value_char = ANY(%(labels)s)
-                   ), CASE WHEN so.state = 'sale' THEN so.date_order END)
+               SET funnel_confirmed_at = COALESCE(
+                       (SELECT CASE WHEN t.old_value_char = ANY(%(labels)s) THEN so.create_date END
+                          FROM tracked t WHERE t.res_id = so.id
+                         ORDER BY t.date, t.id LIMIT 1),
+                       (SELECT min(t.date) FROM tracked t
+                         WHERE t.res_id = so.id AND t.new_value_char = ANY(%(labels)s)),
+                       CASE WHEN so.state = 'sale' THEN so.date_order END)
              WHERE so.funnel_confirmed_at IS NULL AND so.state IN ('sale', 'cancel')
             """,
-            field=state.id, labels=sorted(labels),
+            field=state.id, labels=labels,
         ))
         self.invalidate_model(["funnel_confirmed_at"])

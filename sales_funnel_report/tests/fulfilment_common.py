@@ -58,7 +58,7 @@ class FulfilmentCase(FunnelCase):
     def deal(self, when, stage=None, name="Deal"):
         return self.new_deal(when, stage=stage, name=name, partner_id=self.customer.id)
 
-    def order(self, deal, when, qty=1.0, price=100.0, currency=None):
+    def order(self, deal, when, qty=1.0, price=100.0, currency=None, user=None):
         """The salesman quotes the deal and the customer confirms at ``when``."""
         with self.at(when):
             vals = {
@@ -73,7 +73,7 @@ class FulfilmentCase(FunnelCase):
                 vals["pricelist_id"] = self.env["product.pricelist"].create(
                     {"name": currency.name, "currency_id": currency.id}
                 ).id
-            order = self.env["sale.order"].with_user(self.salesman).create(vals)
+            order = self.env["sale.order"].with_user(user or self.salesman).create(vals)
             order.action_confirm()
         return order
 

@@ -124,3 +124,124 @@ class TestFulfilmentSteps(FulfilmentCase):
         )
         self.assertEqual(len(set(states)), 1)
         return states[0]
+
+
+@tagged("post_install", "-at_install")
+class TestFulfilmentEdges(FulfilmentCase):
+    def test_deal_lost_after_its_order_is_lost_at_order(self):
+        # the seed's case: terms agreed, order prepared, the goods could not be supplied
+        deal = self.deal(day(0))
+        self.order(deal, day(1))
+        self.lose(deal, self.reason_price, day(4))
+        self.assertEqual(self.steps(deal)[-1], ("Order", "lost", False, None, day(1)))
+        row = self.env["sales.funnel.report"].search(
+            [("lead_id", "=", deal.id), ("state", "=", "lost")]
+        )
+        self.assertEqual((row.step_code, row.lost_reason_id), ("order", self.reason_price))
+
+    def test_foreign_currency_paid_in_full(self):
+        eur = self.env.ref("base.EUR")
+        eur.active = True
+        self.env["res.currency.rate"].create({
+            "name": "2025-01-01", "rate": 0.5, "currency_id": eur.id,
+            "company_id": self.company.id,
+        })
+        deal = self.deal(day(0))
+        order = self.order(deal, day(1), price=80.0, currency=eur)
+        invoice = self.invoice(order, day(2))
+        self.assertEqual((invoice.currency_id, invoice.amount_total), (eur, 80.0))
+        self.pay(invoice, day(3), amount=40.0)
+        self.assertEqual(self.steps(deal)[-1], ("Invoiced", "open", False, None,
+                                                midnight(day(2))))
+        self.pay(invoice, day(5), amount=40.0)
+        self.assertEqual(invoice.payment_state, "paid")
+        self.assertEqual(self.steps(deal)[-2:], [
+            ("Invoiced", "passed", False, 3.0, midnight(day(2))),
+            ("Paid", "won", False, None, midnight(day(5))),
+        ])
+
+    def test_quantity_left_to_invoice_is_not_paid(self):
+        deal = self.deal(day(0))
+        order = self.order(deal, day(1), qty=3)
+        with self.at(day(2)):
+            invoice = order.with_user(self.billing)._create_invoices()
+            invoice.invoice_line_ids.quantity = 1
+            invoice.invoice_date = day(2).date()
+            invoice.action_post()
+        self.pay(invoice, day(3))
+        self.assertEqual(invoice.payment_state, "paid")
+        # one of three days invoiced and paid: the deal is not paid in full
+        self.assertEqual(self.steps(deal)[-1], ("Invoiced", "open", False, None,
+                                                midnight(day(2))))
+        self.pay(self.invoice(order, day(6)), day(7))
+        self.assertEqual(self.steps(deal)[-2:], [
+            ("Invoiced", "passed", False, 5.0, midnight(day(2))),
+            ("Paid", "won", False, None, midnight(day(7))),
+        ])
+
+    def test_recording_orders_is_a_constant_number_of_queries(self):
+        few = [self.deal(day(0), name=f"few {i}") for i in range(2)]
+        many = [self.deal(day(0), name=f"many {i}") for i in range(12)]
+
+        def queries_to_record(deals):
+            with self.at(day(1)):
+                orders = self.env["sale.order"].create([{
+                    "partner_id": self.customer.id, "opportunity_id": deal.id,
+                    "order_line": [(0, 0, {"product_id": self.product.id})],
+                } for deal in deals])
+                for order in orders:  # one confirmation per order
+                    order.action_confirm()
+                self.env.flush_all()
+                before = self.cr.sql_log_count
+                self.env["crm.lead"]._flush_funnel_queue()
+                return self.cr.sql_log_count - before
+
+        self.assertEqual(queries_to_record(few), queries_to_record(many))
+        orders = self.env["sales.funnel.report"].search_count(
+            [("lead_id", "in", [deal.id for deal in many]), ("step_code", "=", "order")]
+        )
+        self.assertEqual(orders, 12)
+
+    def test_salesman_sees_only_his_deals_orders(self):
+        mine = self.deal(day(0), name="Mine")
+        theirs = self.new_deal(day(0), name="Theirs", user=self.other_salesman,
+                               partner_id=self.customer.id)
+        self.order(mine, day(1))
+        self.order(theirs, day(1), user=self.other_salesman)
+        seen = self.env["sales.funnel.report"].with_user(self.salesman).search(
+            [("step_code", "=", "order")]
+        )
+        self.assertEqual(seen.lead_id, mine)
+
+    def test_confirmations_dated_from_the_chatter_on_install(self):
+        deal = self.deal(day(0))
+        kept = self.order(deal, day(1))
+        cancelled = self.order(deal, day(2))
+        self.cancel(cancelled, day(3))
+        with self.at(day(4)):
+            kept._action_cancel()
+        with self.at(day(4, hours=1)):
+            kept.action_draft()
+        with self.at(day(5)):
+            kept.action_confirm()
+        later = self.env["sale.order"].create({
+            "partner_id": self.customer.id, "opportunity_id": deal.id,
+            "order_line": [(0, 0, {"product_id": self.product.id})],
+        })
+        with self.at(day(6)):
+            later.action_confirm()
+        # as before the module was installed
+        orders = kept | cancelled | later
+        self.env.cr.execute(
+            "UPDATE sale_order SET funnel_confirmed_at = NULL WHERE id IN %s",
+            [tuple(orders.ids)],
+        )
+        orders.invalidate_recordset()
+        self.env["sale.order"]._fill_funnel_confirmed_at()
+        # created confirmed; cancelled later
+        self.assertEqual(kept.funnel_confirmed_at, day(1))
+        self.assertEqual(cancelled.funnel_confirmed_at, day(2))
+        # a quotation confirmed later
+        self.assertEqual(later.funnel_confirmed_at, day(6))
+        self.env["crm.lead.stage.history"]._rebuild_from_tracking()
+        self.assertEqual(self.steps(deal)[-1], ("Order", "open", False, None, day(1)))
