@@ -20,41 +20,66 @@ WON_MEANS_PARAM = "sales_funnel_report.won_means"
 
 
 class SalesFunnelReport(models.Model):
-    """Sales funnel: one row per deal and funnel stage it reached.
+    """Sales funnel: one row per deal and funnel step it reached.
 
-    Counting rules (the README repeats them with a worked example):
+    Counting rules (the README repeats them with worked examples):
 
-    * The funnel stages of a deal are the ``crm.stage`` records of its sales
-      team or of no team (only its team's when the team's "Funnel of Own
-      Stages Only" is set), in pipeline order (``sequence``, then ``id``).
-    * A deal's *position* is its current stage: where an open or won deal is
-      now, the stage a lost (archived) deal was lost in. The position is always
-      reached, even a stage outside the deal's pipeline (another team's); a
-      deal without a stage has no rows.
-    * A deal *reached* every funnel stage up to and including its position.
-      Stages it jumped over count as reached and are flagged ``skipped``;
-      stages it visited beyond its position (and moved back from) are not
-      reached.
-    * Every reached stage before the position was *passed*. At its position a
-      deal is exactly one of *lost*, *open* (still active there) or *won* (a
-      won stage). So per stage: reached = passed + lost + open + won.
+    * The funnel steps of a deal (``sales.funnel.step``) are its pipeline
+      stages, then the fulfilment steps Order, Invoiced and Paid. Its pipeline
+      stages are the ``crm.stage`` records of its sales team or of no team (only
+      its team's when the team's "Funnel of Own Stages Only" is set), in
+      pipeline order (``sequence``, then ``id``).
+    * Fulfilment milestones come from the deal's sale orders (several count
+      together): *Order*, an order was confirmed, even if cancelled since (at
+      its first confirmation); *Invoiced*, a posted customer invoice of those
+      orders that credit notes did not reverse in full (at the earliest invoice
+      date); *Paid*, every such invoice paid or in payment, an order still
+      confirmed and nothing left to invoice on the confirmed orders (no
+      quantity ordered but not invoiced, no draft invoice), at the last
+      settlement (reconciliation or matched payment date). Payment status is
+      Odoo's, computed in each invoice's currency: amounts are never compared
+      across currencies.
+    * A deal's *position*: its furthest milestone; without one, its current
+      stage (where an open or won deal is now, the stage a lost, archived deal
+      was lost in). The position is always reached, even a stage outside the
+      deal's pipeline (another team's); a deal without a stage has no rows.
+    * A deal *reached* every step up to and including its position; a deal
+      with a milestone reached its whole pipeline. Stages it jumped over count
+      as reached and are flagged ``skipped``; stages it visited beyond its
+      position (and moved back from) are not reached.
+    * Every reached step before the position was *passed*. At its position a
+      deal is exactly one of *lost*, *open* or *won* (``state``): at a stage,
+      lost when archived, won when in a won stage, else open; at Paid, won; at
+      Order or Invoiced, lost when archived or when all its orders were
+      cancelled, else open. So per step: reached = passed + lost + open + won.
     * A deal counts once per stage however often it came back; its repeat
       visits show in ``visit_count`` and its time in the durations.
-    * Duration in a stage: total days of the deal's finished stays there.
-      Empty, not zero, for a skipped stage, for the stage an open deal still
-      sits in and for the won stage (where the pipeline ends); a lost deal's
-      last stay ends when it is lost and counts.
-    * Conversion = passed / reached x 100; win rate = deals that reached the
-      stage and are won / reached x 100; both are ratios of sums in any
-      grouping and total, never means of row percentages. Average and median
-      days are taken over the non-empty durations.
-    * The loss reason sits on the lost row only.
-    * A deal is lost when archived, won when active in a won stage, else open
-      (``deal_state``, the same on all its rows).
-    * ``date_in``: when the deal first entered the stage; for a skipped stage,
-      when it jumped over it (its first stay in a later stage).
-      ``create_date``: the deal's creation. ``expected_revenue``: the deal's,
-      on every row it has (a revenue funnel).
+    * Duration in a stage: total days of the deal's finished stays there; once
+      the deal has an order, its open stay ends at the first confirmation (so
+      the won stage shows the days from winning to the order). Empty, not
+      zero, for a skipped stage, for the stage an open deal still sits in and
+      for the won stage of a deal without an order; a lost deal's last stay
+      ends when it is lost and counts. Order: days from the first confirmation
+      to the first invoice date; Invoiced: from the first invoice date to the
+      last settlement; both in whole days (accounting dates), empty when the
+      deal is still there or was lost there; Paid: empty, the funnel ends.
+    * Deal status (``deal_state``, the same on all its rows): *paid* when it
+      reached Paid; *lost* when archived or when all its orders were cancelled;
+      *won* when in a won stage or with a confirmed order; else *open*.
+    * What "won" means is a setting (``sales_funnel_report.won_means``). The
+      won stage (default): Won counts a won or paid deal once, at the last won
+      stage of its pipeline, and the win rate is deals that reached the step
+      and are won or paid / reached x 100. Paid in full: Won counts the deals
+      at Paid, and the win rate is deals that reached the step and are paid /
+      reached x 100.
+    * Conversion = passed / reached x 100. Conversion and win rate are ratios
+      of sums in any grouping and total, never means of row percentages.
+      Average and median days are taken over the non-empty durations.
+    * The loss reason (the deal's) sits on the lost row only.
+    * ``date_in``: when the deal first entered the step (fulfilment: the
+      milestone's date); for a skipped stage, when it jumped over it (its first
+      stay in a later stage, or its first confirmation). ``create_date``: the
+      deal's creation. ``expected_revenue``: the deal's, on every row it has.
     """
 
     _name = "sales.funnel.report"
