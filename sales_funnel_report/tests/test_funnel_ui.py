@@ -29,10 +29,30 @@ class TestFunnelUi(HttpCase):
         )
         Lead = env["crm.lead"]
         for index, stage in enumerate(cls.stages):
-            Lead.create([{
+            deals = Lead.create([{
                 "name": f"Deal {index}.{n}", "type": "opportunity", "team_id": team.id,
                 "user_id": cls.salesman.id, "stage_id": stage.id,
             } for n in range(4 - index)])
+        cls._sell_and_get_paid(deals)
+
+    @classmethod
+    def _sell_and_get_paid(cls, deal):
+        """The won deal's order, confirmed, invoiced and paid: the funnel's last steps."""
+        env = cls.env
+        customer = env["res.partner"].create({"name": "Tour customer"})
+        product = env["product.product"].create(
+            {"name": "Tour service", "type": "service", "invoice_policy": "order"}
+        )
+        order = env["sale.order"].create({
+            "partner_id": customer.id, "opportunity_id": deal.id,
+            "order_line": [(0, 0, {"product_id": product.id, "price_unit": 100.0})],
+        })
+        order.action_confirm()
+        invoice = order._create_invoices()
+        invoice.action_post()
+        env["account.payment.register"].with_context(
+            active_model="account.move", active_ids=invoice.ids
+        ).create({})._create_payments()
 
     def test_tour_graph_then_pivot_in_pipeline_order(self):
         self.start_tour("/odoo", "sales_funnel_report_tour", login="funnel_tour")
@@ -46,12 +66,12 @@ class TestFunnelUi(HttpCase):
             "/web/dataset/call_kw/sales.funnel.report/read_group",
             {
                 "model": "sales.funnel.report", "method": "read_group",
-                "args": [[["type", "=", "opportunity"]], measures, ["stage_id"]],
+                "args": [[["type", "=", "opportunity"]], measures, ["step_id"]],
                 "kwargs": {"lazy": False},
             },
         )
         table = [
-            (group["stage_id"][1], group["lead_count"], group["lost_count"],
+            (group["step_id"][1], group["lead_count"], group["lost_count"],
              round(group["conversion_rate"], 1))
             for group in groups
         ]
@@ -59,7 +79,10 @@ class TestFunnelUi(HttpCase):
             ("Zulu first", 10, 0, 60.0),
             ("Alpha second", 6, 0, 50.0),
             ("Mike third", 3, 0, 33.3),
-            ("Bravo won", 1, 0, 0.0),
+            ("Bravo won", 1, 0, 100.0),
+            ("Order", 1, 0, 100.0),
+            ("Invoiced", 1, 0, 100.0),
+            ("Paid", 1, 0, 0.0),
         ])
         payload = {
             "title": "Sales Funnel",
@@ -85,7 +108,7 @@ class TestFunnelUi(HttpCase):
         sheet = load_workbook(io.BytesIO(response.content)).active
         cells = [
             [cell.value for cell in row]
-            for row in sheet.iter_rows(min_row=3, max_row=6, min_col=1, max_col=4)
+            for row in sheet.iter_rows(min_row=3, max_row=9, min_col=1, max_col=4)
         ]
         self.assertEqual(
             [[row[0].strip(), *row[1:]] for row in cells],

@@ -3,12 +3,14 @@ import { queryAll } from "@odoo/hoot-dom";
 import { registry } from "@web/core/registry";
 import { stepUtils } from "@web_tour/tour_service/tour_utils";
 
-// Pipeline order of the test's stages: not the alphabetical one.
-const PIPELINE = ["Zulu first", "Alpha second", "Mike third", "Bravo won"];
+// Pipeline order of the test's stages (not the alphabetical one), then fulfilment.
+const PIPELINE = [
+    "Zulu first", "Alpha second", "Mike third", "Bravo won", "Order", "Invoiced", "Paid",
+];
 
 function assertOrder(found, where) {
     if (JSON.stringify(found) !== JSON.stringify(PIPELINE)) {
-        throw new Error(`${where}: stages ${JSON.stringify(found)}, expected ${JSON.stringify(PIPELINE)}`);
+        throw new Error(`${where}: steps ${JSON.stringify(found)}, expected ${JSON.stringify(PIPELINE)}`);
     }
 }
 
@@ -28,7 +30,7 @@ registry.category("web_tour.tours").add("sales_funnel_report_tour", {
         },
         {
             trigger: ".o_graph_view .o_graph_canvas_container canvas",
-            content: "The funnel opens as a graph, stages in pipeline order",
+            content: "The funnel opens as a graph: stages in pipeline order, then fulfilment",
             run() {
                 const canvas = document.querySelector(".o_graph_canvas_container canvas");
                 const chart = window.Chart.getChart(canvas);
@@ -42,7 +44,7 @@ registry.category("web_tour.tours").add("sales_funnel_report_tour", {
         },
         {
             trigger: ".o_pivot table tbody tr:nth-child(2) th",
-            content: "The pivot lists the stages in pipeline order",
+            content: "The pivot lists the steps in the same order",
             run() {
                 const headers = queryAll(".o_pivot table tbody th.o_pivot_header_cell_closed")
                     .map((th) => th.textContent.trim());
