@@ -58,7 +58,91 @@ class SalesFunnelDemo(models.AbstractModel):
         ])
         self._write_chatter(leads, plans, stages, reasons)
         self.env["crm.lead.stage.history"]._rebuild_from_tracking()
+        won = [
+            (lead, plan["moves"][-1][0]) for lead, plan in zip(leads, plans, strict=True)
+            if plan["moves"] and plan["moves"][-1][1] == len(stages) - 1
+        ]
+        self._sell(won, random.Random(seed + 1), now)
         return leads
+
+    @api.model
+    def _sell(self, won, rng, now):
+        """Orders for won deals, dated after the win: most are invoiced and paid,
+        some wait for payment or are paid in part, a few are cancelled (the goods
+        could not be supplied). Dates in the future are not reached yet."""
+        if not self.env["account.journal"].search_count(
+            [("type", "=", "sale"), ("company_id", "=", self.env.company.id)], limit=1
+        ):
+            return  # no chart of accounts: the demo stops at the pipeline
+        product = self.env["product.product"].create({
+            "name": "Office equipment (demo)", "type": "service", "invoice_policy": "order",
+        })
+        fallback = self.env["res.partner"].create({"name": "Demo customer"})
+        plans = [(lead, self._plan_sale(rng, won_at, now)) for lead, won_at in won]
+        plans = [(lead, plan) for lead, plan in plans if plan]
+        orders = self.env["sale.order"].create([{
+            "partner_id": (lead.partner_id or fallback).id,
+            "opportunity_id": lead.id,
+            "team_id": lead.team_id.id,
+            "user_id": lead.user_id.id,
+            "order_line": [(0, 0, {
+                "product_id": product.id, "price_unit": lead.expected_revenue or 1000.0,
+            })],
+        } for lead, _plan in plans])
+        orders.action_confirm()
+        confirmed_at = {
+            order.id: plan["confirmed"] for order, (_lead, plan) in zip(orders, plans, strict=True)
+        }
+        by_order = dict(zip(orders, (plan for _lead, plan in plans), strict=True))
+        orders.filtered(lambda order: by_order[order].get("cancelled"))._action_cancel()
+        billed = orders.filtered(lambda order: by_order[order].get("invoiced"))
+        invoices = billed._create_invoices(grouped=True)
+        for invoice in invoices:
+            invoice.invoice_date = by_order[invoice.line_ids.sale_line_ids.order_id]["invoiced"]
+        invoices.sorted("invoice_date").action_post()
+        for invoice in invoices:
+            for paid_on, share in by_order[invoice.line_ids.sale_line_ids.order_id]["payments"]:
+                self.env["account.payment.register"].with_context(
+                    active_model="account.move", active_ids=invoice.ids
+                ).create({
+                    "payment_date": paid_on.date(),
+                    "amount": invoice.currency_id.round(invoice.amount_total * share),
+                })._create_payments()
+        if confirmed_at:
+            self.env.flush_all()
+            self.env.cr.execute(SQL(
+                """
+                UPDATE sale_order so
+                   SET date_order = d.at, funnel_confirmed_at = d.at
+                  FROM (VALUES %s) AS d(id, at)
+                 WHERE so.id = d.id
+                """,
+                SQL(", ").join(SQL("(%s, %s::timestamp)", oid, at)
+                               for oid, at in confirmed_at.items()),
+            ))
+            self.env["sale.order"].invalidate_model()
+            self.env["sales.funnel.fact"]._refresh(
+                self.env["sale.order"].browse(list(confirmed_at)).opportunity_id.ids
+            )
+
+    @api.model
+    def _plan_sale(self, rng, won_at, now):
+        """One won deal's order: confirmation, cancellation, invoice and payments."""
+        confirmed = won_at + timedelta(days=rng.expovariate(1 / 2.0))
+        if confirmed >= now:
+            return None
+        plan = {"confirmed": confirmed}
+        if rng.random() < 0.07:
+            plan["cancelled"] = True
+            return plan
+        invoiced = confirmed + timedelta(days=rng.expovariate(1 / 3.0))
+        if invoiced >= now:
+            return plan
+        plan["invoiced"] = invoiced
+        paid = invoiced + timedelta(days=rng.expovariate(1 / 12.0))
+        shares = [0.5] if rng.random() < 0.1 else [1.0]
+        plan["payments"] = [(paid, share) for share in shares if paid < now]
+        return plan
 
     @api.model
     def _plan_deal(self, rng, won_index, now):
