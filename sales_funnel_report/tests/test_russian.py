@@ -40,3 +40,19 @@ class TestRussian(FunnelCase):
         deal = self.new_deal(day(0))
         with self.assertRaisesRegex(UserError, "^Чтобы отметить сделку как проигранную"):
             deal.with_env(env).action_set_lost()
+
+    def test_fulfilment_in_russian(self):
+        env = self.env(user=self.salesman, context={"lang": "ru_RU"})
+        steps = env["sales.funnel.step"].search([("is_fulfilment", "=", True)])
+        self.assertEqual(steps.mapped("name"), ["Заказ", "Счёт выставлен", "Оплачено"])
+        labels = env["sales.funnel.report"].fields_get(["step_id", "deal_state"], ["string"])
+        self.assertEqual(labels["step_id"]["string"], "Шаг")
+        states = dict(env["sales.funnel.report"]._fields["deal_state"]._description_selection(env))
+        self.assertEqual(states["paid"], "Оплачено")
+        settings = env["res.config.settings"].fields_get(["funnel_won_means"], ["selection"])
+        self.assertEqual(
+            settings["funnel_won_means"]["selection"],
+            [("stage", "Этап выигрыша"), ("paid", "Оплачена полностью")],
+        )
+        with self.assertRaisesRegex(UserError, "^Шаги исполнения «Заказ», «Счёт выставлен»"):
+            steps[:1].with_env(env).sudo().unlink()
