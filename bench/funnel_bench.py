@@ -17,7 +17,10 @@ sources and mediums, 5,000 customers. Per deal: 60/40 between the teams, 25% los
 (archived, with a loss reason), 15% won (in the won stage), the rest open at a stage
 skewed towards the start of the pipeline; forward moves with 12% of the intermediate
 stages skipped, about 5% of the deals moving back once (half of them then moving on
-again); created over the last two years.
+again); created over the last two years. Each won deal has a sale order confirmed
+after the win: 8% of them cancelled, 90% of the others invoiced (posted customer
+invoice), 80% of those paid (reconciled); rows cloned in SQL from one order, invoice
+and payment made through the ORM.
 """
 
 import argparse
@@ -47,6 +50,7 @@ SALESPEOPLE_PER_TEAM = 5
 EXTRA_LOST_REASONS = ["No budget", "Went with a competitor"]
 PARTNERS = 5000
 LOST, WON = 0.25, 0.15  # shares of the deals
+CANCELLED, INVOICED, PAID = 0.08, 0.9, 0.8  # of won deals' orders, of live ones, of invoiced
 SKIP = 0.12  # chance that a deal jumps over an intermediate stage
 # Deals that move back once, among those past their first stage (about 2/3 of them):
 # about 5% of all deals.
@@ -66,12 +70,14 @@ QUERIES = [
     # key, label, model, fields, groupby
     ("native", "(a) native: crm.lead by stage (Pipeline Analysis)", "crm.lead",
      NATIVE_FIELDS, ["stage_id"]),
-    ("funnel", "(b) funnel by stage, all measures but the median", "sales.funnel.report",
-     FUNNEL_FIELDS, ["stage_id"]),
-    ("funnel_user", "(c) funnel by stage x salesperson", "sales.funnel.report",
-     FUNNEL_FIELDS, ["stage_id", "user_id"]),
-    ("funnel_median", "(d) funnel by stage, with the median", "sales.funnel.report",
-     MEDIAN_FIELDS, ["stage_id"]),
+    ("funnel", "(b) funnel by step, all measures but the median", "sales.funnel.report",
+     FUNNEL_FIELDS, ["step_id"]),
+    ("funnel_user", "(c) funnel by step x salesperson", "sales.funnel.report",
+     FUNNEL_FIELDS, ["step_id", "user_id"]),
+    ("funnel_median", "(d) funnel by step, with the median", "sales.funnel.report",
+     MEDIAN_FIELDS, ["step_id"]),
+    ("funnel_stage", "(e) funnel by stage, all measures but the median",
+     "sales.funnel.report", FUNNEL_FIELDS, ["stage_id"]),
 ]
 
 
@@ -135,6 +141,8 @@ def generate(args):
             teams = create_dimensions(env)
         with timed(timings, "deals and stays (SQL)"):
             fill(cr, teams, args.deals)
+        with timed(timings, "orders, invoices, payments (SQL)"):
+            timings["orders"] = sell(cr, create_sale_template(env))
     timings["data generation"] = round(time.perf_counter() - t_all, 3)
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
@@ -412,6 +420,136 @@ def fill(cr, teams, n):
     )
     cr.execute("DROP TABLE bench_deal, bench_stay, bench_pick, bench_team, bench_stage, "
                "bench_user")
+
+
+def create_sale_template(env):
+    """One confirmed order, its posted invoice and the payment reconciled with it,
+    through the ORM: the rows ``sell`` clones. Returns their ids."""
+    company = env.company
+    bank = env["account.journal"].search(
+        [("type", "=", "bank"), ("company_id", "=", company.id)], limit=1)
+    bank.inbound_payment_method_line_ids[:1].payment_account_id = (
+        env["account.chart.template"].ref("account_journal_payment_debit_account_id"))
+    product = env["product.product"].create({
+        "name": "Bench service", "type": "service", "invoice_policy": "order",
+        "taxes_id": [(5, 0, 0)],
+    })
+    customer = env["res.partner"].create({"name": "Bench template customer"})
+    order = env["sale.order"].create({
+        "partner_id": customer.id,
+        "order_line": [(0, 0, {"product_id": product.id, "price_unit": 1000.0})],
+    })
+    order.action_confirm()
+    invoice = order._create_invoices()
+    invoice.action_post()
+    env["account.payment.register"].with_context(
+        active_model="account.move", active_ids=invoice.ids).create({})._create_payments()
+    env.flush_all()
+    term = invoice.line_ids.filtered(lambda line: line.display_type == "payment_term")
+    partial = term.matched_credit_ids
+    assert invoice.payment_state == "paid" and len(partial) == 1, "template not reconciled"
+    return {
+        "order": order.id, "line": order.order_line.id, "invoice": invoice.id,
+        "product_line": invoice.invoice_line_ids.id, "term_line": term.id,
+        "partial": partial.id,
+    }
+
+
+def clone(table, template_id, source, overrides):
+    """INSERT copies of row ``template_id`` of ``table``, one per row of ``source``
+    (an SQL query aliased ``x``), with the columns in ``overrides`` (name: SQL) set."""
+    pairs = SQL(", ").join(
+        SQL("%s, to_jsonb(%s)", name, value) for name, value in overrides.items())
+    return SQL(
+        """
+        INSERT INTO %(table)s
+        SELECT r.*
+          FROM %(table)s t, (%(source)s) x,
+               LATERAL jsonb_populate_record(NULL::%(table)s,
+                                             to_jsonb(t) || jsonb_build_object(%(pairs)s)) r
+         WHERE t.id = %(template)s
+        """,
+        table=SQL.identifier(table), pairs=pairs, source=source, template=template_id,
+    )
+
+
+def sell(cr, tpl):
+    """Orders for the won deals, invoices and payments, set-based (see the module
+    docstring for the shares). Returns the number of orders."""
+    cr.execute("SET LOCAL session_replication_role = replica")
+    cr.execute(SQL(
+        """
+        CREATE TEMP TABLE bench_sale AS
+        WITH won AS (
+            SELECT l.id AS lead_id, l.date_last_stage_update AS won_at,
+                   random() AS r_cancel, random() AS r_invoice, random() AS r_paid,
+                   random() AS r_days
+              FROM crm_lead l JOIN crm_stage s ON s.id = l.stage_id
+             WHERE s.is_won AND l.active
+        )
+        SELECT lead_id,
+               nextval('sale_order_id_seq')::int AS order_id,
+               nextval('sale_order_line_id_seq')::int AS line_id,
+               date_trunc('second', won_at + r_days * 4 * interval '1 day') AS confirmed_at,
+               r_cancel < %(cancelled)s AS cancelled,
+               r_cancel >= %(cancelled)s AND r_invoice < %(invoiced)s AS invoiced,
+               r_cancel >= %(cancelled)s AND r_invoice < %(invoiced)s
+                   AND r_paid < %(paid)s AS paid,
+               r_days
+          FROM won
+        """,
+        cancelled=CANCELLED, invoiced=INVOICED, paid=PAID,
+    ))
+    cr.execute(
+        """
+        ALTER TABLE bench_sale ADD COLUMN invoice_id int, ADD COLUMN product_line_id int,
+                               ADD COLUMN term_line_id int;
+        UPDATE bench_sale SET invoice_id = nextval('account_move_id_seq'),
+                              product_line_id = nextval('account_move_line_id_seq'),
+                              term_line_id = nextval('account_move_line_id_seq')
+         WHERE invoiced;
+        """
+    )
+    invoiced_on = SQL("(x.confirmed_at + x.r_days * 6 * interval '1 day')::date")
+    paid_on = SQL("(x.confirmed_at + x.r_days * 30 * interval '1 day')::date")
+    sales = SQL("SELECT * FROM bench_sale")
+    invoices = SQL("SELECT * FROM bench_sale WHERE invoiced")
+    cr.execute(clone("sale_order", tpl["order"], sales, {
+        "id": SQL("x.order_id"), "name": SQL("'BENCH-SO' || x.order_id"),
+        "opportunity_id": SQL("x.lead_id"),
+        "state": SQL("CASE WHEN x.cancelled THEN 'cancel' ELSE 'sale' END"),
+        "date_order": SQL("x.confirmed_at"), "funnel_confirmed_at": SQL("x.confirmed_at"),
+        "invoice_status": SQL("CASE WHEN x.invoiced THEN 'invoiced' ELSE 'to invoice' END"),
+    }))
+    cr.execute(clone("sale_order_line", tpl["line"], sales, {
+        "id": SQL("x.line_id"), "order_id": SQL("x.order_id"),
+        "qty_invoiced": SQL("CASE WHEN x.invoiced THEN 1 ELSE 0 END"),
+    }))
+    cr.execute(clone("account_move", tpl["invoice"], invoices, {
+        "id": SQL("x.invoice_id"), "name": SQL("'BENCH/INV/' || x.invoice_id"),
+        "invoice_date": invoiced_on, "date": invoiced_on,
+        "payment_state": SQL("CASE WHEN x.paid THEN 'paid' ELSE 'not_paid' END"),
+    }))
+    for line, line_id in (("product_line", "product_line_id"), ("term_line", "term_line_id")):
+        cr.execute(clone("account_move_line", tpl[line], invoices, {
+            "id": SQL.identifier("x", line_id), "move_id": SQL("x.invoice_id"),
+            "date": invoiced_on,
+        }))
+    cr.execute(
+        """
+        INSERT INTO sale_order_line_invoice_rel (order_line_id, invoice_line_id)
+        SELECT line_id, product_line_id FROM bench_sale WHERE invoiced
+        """
+    )
+    cr.execute(clone("account_partial_reconcile", tpl["partial"],
+                     SQL("SELECT * FROM bench_sale WHERE paid"), {
+        "id": SQL("nextval('account_partial_reconcile_id_seq')"),
+        "debit_move_id": SQL("x.term_line_id"), "max_date": paid_on,
+    }))
+    cr.execute("SELECT count(*) FROM bench_sale")
+    (orders,) = cr.fetchone()
+    cr.execute("DROP TABLE bench_sale")
+    return orders
 
 
 # --- measure ----------------------------------------------------------------------------

@@ -8,6 +8,8 @@ FULFILMENT_FIELDS = frozenset({"state", "opportunity_id", "funnel_confirmed_at"}
 class SaleOrder(models.Model):
     _inherit = "sale.order"
 
+    # the funnel looks up a deal's orders on every write of the deal or its orders
+    opportunity_id = fields.Many2one(index="btree_not_null")
     # Kept when the order is cancelled, which is how the funnel knows a cancelled
     # order had been confirmed: its deal was lost at fulfilment, not before.
     funnel_confirmed_at = fields.Datetime(
@@ -36,9 +38,9 @@ class SaleOrder(models.Model):
 
     def _action_confirm(self):
         first = self.filtered(lambda order: not order.funnel_confirmed_at)
-        # confirmation has just set date_order to now
-        for order in first:
-            order.funnel_confirmed_at = order.date_order
+        # confirmation has just set date_order to now: one write per distinct date
+        for date_order, orders in first.grouped("date_order").items():
+            orders.funnel_confirmed_at = date_order
         return super()._action_confirm()
 
     def _queue_funnel(self):

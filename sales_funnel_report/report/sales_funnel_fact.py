@@ -16,12 +16,11 @@ class SalesFunnelFact(models.Model):
     _name = "sales.funnel.fact"
     _description = "Sales Funnel Row (storage)"
     _log_access = False
-    _order = "lead_id, is_fulfilment, stage_sequence, stage_id, step_id"
+    _order = "lead_id, is_fulfilment, stage_sequence, step_id"
 
     # The report counts on these boolean flags (COUNT(*) FILTER), which is cheaper
     # per row than comparing the text of ``state``.
     step_id = fields.Many2one("sales.funnel.step", required=True, ondelete="cascade", index=True)
-    step_code = fields.Char()
     is_fulfilment = fields.Boolean(required=True)
     stage_id = fields.Many2one("crm.stage", ondelete="cascade", index="btree_not_null")
     # the stage's sequence on pipeline rows, the step's on fulfilment rows
@@ -214,12 +213,12 @@ class SalesFunnelFact(models.Model):
                   JOIN sales_funnel_step st ON st.code IS NOT NULL AND st.sequence <= m.rank
             )
             INSERT INTO sales_funnel_fact (
-                step_id, step_code, is_fulfilment, stage_id, stage_sequence, lead_id,
+                step_id, is_fulfilment, stage_id, stage_sequence, lead_id,
                 is_passed, is_lost, is_open, is_won, is_paid, is_deal_won, is_deal_paid,
                 skipped, expected_revenue, company_id, type, duration_days,
                 state, deal_state, team_id, user_id, partner_id, lost_reason_id, source_id,
                 medium_id, campaign_id, create_date, date_in, visit_count)
-            SELECT r.step_id, r.step_code, r.fulfilment, r.stage_id, r.sequence, r.lead_id,
+            SELECT r.step_id, r.fulfilment, r.stage_id, r.sequence, r.lead_id,
                    r.state = 'passed', r.state = 'lost', r.state = 'open',
                    r.last_won AND d.deal_state IN ('won', 'paid'),
                    COALESCE(r.step_code = 'paid', FALSE),
@@ -240,80 +239,71 @@ class SalesFunnelFact(models.Model):
     def _milestones_sql(self):
         """``milestone``: per deal of ``deal`` with an order confirmed once, how far
         fulfilment went. ``rank`` is the sequence of the step reached: 1 Order,
-        2 Invoiced, 3 Paid. Several orders of a deal count together."""
+        2 Invoiced, 3 Paid. Several orders of a deal count together.
+
+        One aggregation over the orders, their lines and invoices, whose
+        aggregates ignore the rows the joins repeat (min, max, and, or): its
+        number of groups is estimated from ``sale_order``'s statistics, which
+        keeps the joins on ``milestone`` hashed on a million deals."""
         return SQL(
             """
-            sold AS (
-                -- orders confirmed once; a cancelled one keeps its confirmation date
-                SELECT so.id, so.opportunity_id AS lead_id, so.state = 'sale' AS live,
-                       so.funnel_confirmed_at
+            billing AS (
+                SELECT so.opportunity_id AS lead_id, so.funnel_confirmed_at, so.state,
+                       sol.display_type, sol.qty_invoiced, sol.product_uom_qty,
+                       m.id AS move_id, m.state AS move_state, m.invoice_date,
+                       m.payment_state,
+                       -- a posted customer invoice that no credit note reversed
+                       COALESCE(m.move_type = 'out_invoice' AND m.state = 'posted'
+                                AND m.payment_state <> 'reversed', FALSE) AS counted
                   FROM sale_order so
+                  LEFT JOIN sale_order_line sol ON sol.order_id = so.id
+                  LEFT JOIN sale_order_line_invoice_rel rel ON rel.order_line_id = sol.id
+                  LEFT JOIN account_move_line aml ON aml.id = rel.invoice_line_id
+                  LEFT JOIN account_move m ON m.id = aml.move_id
+                 -- orders confirmed once; a cancelled one keeps its confirmation date
                  WHERE so.funnel_confirmed_at IS NOT NULL
                    AND so.opportunity_id IN (SELECT id FROM deal)
-            ), billed AS (
-                -- posted customer invoices of those orders that no credit note reversed
-                SELECT DISTINCT sold.lead_id, m.id, m.invoice_date,
-                       m.payment_state IN ('paid', 'in_payment') AS paid
-                  FROM sold
-                  JOIN sale_order_line sol ON sol.order_id = sold.id
-                  JOIN sale_order_line_invoice_rel rel ON rel.order_line_id = sol.id
-                  JOIN account_move_line aml ON aml.id = rel.invoice_line_id
-                  JOIN account_move m ON m.id = aml.move_id
-                 WHERE m.move_type = 'out_invoice' AND m.state = 'posted'
-                   AND m.payment_state <> 'reversed'
-            ), settled AS (
-                -- the last settlement of each invoice: reconciliation of its receivable,
-                -- or a payment matched without a journal entry of its own
-                SELECT b.lead_id, b.id, b.invoice_date, b.paid,
-                       GREATEST(max(p.max_date), (
-                           SELECT max(pay.date)
-                             FROM account_move__account_payment mp
-                             JOIN account_payment pay ON pay.id = mp.payment_id
-                            WHERE mp.invoice_id = b.id AND pay.move_id IS NULL
-                              AND pay.state IN ('in_process', 'paid'))) AS paid_on
-                  FROM billed b
-                  LEFT JOIN account_move_line term
-                    ON term.move_id = b.id AND term.display_type = 'payment_term'
-                  LEFT JOIN account_partial_reconcile p
-                    ON term.id IN (p.debit_move_id, p.credit_move_id)
-                 GROUP BY b.lead_id, b.id, b.invoice_date, b.paid
-            ), unbilled AS (
-                -- live orders with quantities not yet invoiced, or invoices not yet posted
-                SELECT sold.lead_id
-                  FROM sold
-                  JOIN sale_order_line sol ON sol.order_id = sold.id
-                 WHERE sold.live AND sol.display_type IS NULL
-                   AND sol.qty_invoiced < sol.product_uom_qty
-                 UNION
-                SELECT sold.lead_id
-                  FROM sold
-                  JOIN sale_order_line sol ON sol.order_id = sold.id
-                  JOIN sale_order_line_invoice_rel rel ON rel.order_line_id = sol.id
-                  JOIN account_move_line aml ON aml.id = rel.invoice_line_id
-                  JOIN account_move m ON m.id = aml.move_id
-                 WHERE sold.live AND m.state = 'draft'
             ), fulfilment AS (
-                SELECT sold.lead_id, min(sold.funnel_confirmed_at) AS ordered_at,
-                       bool_or(sold.live) AS live
-                  FROM sold
-                 GROUP BY sold.lead_id
-            ), billing AS (
-                SELECT lead_id, min(invoice_date) AS invoiced_on, bool_and(paid) AS paid,
-                       COALESCE(max(paid_on), max(invoice_date)) AS paid_on
-                  FROM settled
+                SELECT lead_id,
+                       min(funnel_confirmed_at) AS ordered_at,
+                       bool_or(state = 'sale') AS live,
+                       min(invoice_date) FILTER (WHERE counted) AS invoiced_on,
+                       COALESCE(bool_and(payment_state IN ('paid', 'in_payment'))
+                                FILTER (WHERE counted), FALSE) AS all_paid,
+                       -- on confirmed orders: quantities not invoiced, invoices not posted
+                       COALESCE(bool_or(state = 'sale' AND (
+                           (display_type IS NULL AND qty_invoiced < product_uom_qty)
+                           OR move_state = 'draft')), FALSE) AS unbilled,
+                       max(CASE WHEN counted THEN %(settled)s END) AS paid_on
+                  FROM billing
                  GROUP BY lead_id
             ), milestone AS (
-                SELECT f.lead_id, f.ordered_at, f.live, b.invoiced_on,
-                       b.paid_on, paid.paid,
-                       CASE WHEN paid.paid THEN 3 WHEN b.lead_id IS NOT NULL THEN 2 ELSE 1 END
+                SELECT lead_id, ordered_at, live, invoiced_on,
+                       COALESCE(paid_on, invoiced_on) AS paid_on, paid.paid,
+                       CASE WHEN paid.paid THEN 3 WHEN invoiced_on IS NOT NULL THEN 2 ELSE 1 END
                            AS rank
-                  FROM fulfilment f
-                  LEFT JOIN billing b ON b.lead_id = f.lead_id
-                  CROSS JOIN LATERAL (
-                      SELECT COALESCE(b.paid, FALSE) AND f.live
-                             AND NOT EXISTS (SELECT 1 FROM unbilled u WHERE u.lead_id = f.lead_id)
-                             AS paid
-                  ) paid
+                  FROM fulfilment
+                 CROSS JOIN LATERAL (
+                     SELECT invoiced_on IS NOT NULL AND all_paid AND live AND NOT unbilled
+                            AS paid
+                 ) paid
             )
-            """
+            """,
+            settled=SQL(
+                """
+                -- the invoice's last settlement: reconciliation of its receivable (a
+                -- debit: a customer invoice's total is never negative), or a payment
+                -- matched without a journal entry of its own
+                GREATEST(
+                    (SELECT max(p.max_date)
+                       FROM account_move_line term
+                       JOIN account_partial_reconcile p ON p.debit_move_id = term.id
+                      WHERE term.move_id = billing.move_id AND term.display_type = 'payment_term'),
+                    (SELECT max(pay.date)
+                       FROM account_move__account_payment mp
+                       JOIN account_payment pay ON pay.id = mp.payment_id
+                      WHERE mp.invoice_id = billing.move_id AND pay.move_id IS NULL
+                        AND pay.state IN ('in_process', 'paid')))
+                """
+            ),
         )

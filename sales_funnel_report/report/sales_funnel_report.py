@@ -86,7 +86,7 @@ class SalesFunnelReport(models.Model):
     _description = "Sales Funnel"
     _auto = False
     _rec_name = "step_id"
-    _order = "lead_id, is_fulfilment, stage_sequence, stage_id, step_id"
+    _order = "lead_id, is_fulfilment, stage_sequence, step_id"
 
     lead_id = fields.Many2one("crm.lead", string="Deal", readonly=True)
     step_id = fields.Many2one("sales.funnel.step", string="Step", readonly=True)
@@ -138,7 +138,7 @@ class SalesFunnelReport(models.Model):
 
     _depends = {
         "sales.funnel.fact": [
-            "lead_id", "step_id", "step_code", "is_fulfilment", "stage_id", "stage_sequence",
+            "lead_id", "step_id", "is_fulfilment", "stage_id", "stage_sequence",
             "team_id", "user_id", "company_id",
             "partner_id", "lost_reason_id", "source_id", "medium_id", "campaign_id", "type",
             "state", "deal_state", "skipped", "create_date", "date_in", "visit_count",
@@ -173,7 +173,7 @@ class SalesFunnelReport(models.Model):
         won = {name: SQL.identifier("f", flag) for name, flag in self._won_flags().items()}
         return SQL(
             """
-            SELECT f.id, f.lead_id, f.step_id, f.step_code, f.is_fulfilment, f.stage_id,
+            SELECT f.id, f.lead_id, f.step_id, step.code AS step_code, f.is_fulfilment, f.stage_id,
                    f.stage_sequence, f.team_id, f.user_id,
                    f.company_id, f.partner_id, f.lost_reason_id, f.source_id, f.medium_id,
                    f.campaign_id, f.type, f.state, f.deal_state, f.skipped, f.create_date,
@@ -190,6 +190,8 @@ class SalesFunnelReport(models.Model):
                    CASE WHEN f.is_passed THEN 100.0 ELSE 0.0 END AS conversion_rate,
                    CASE WHEN %(win_rate)s THEN 100.0 ELSE 0.0 END AS win_rate
               FROM sales_funnel_fact f
+              -- PostgreSQL drops this join from the queries that do not read the code
+              LEFT JOIN sales_funnel_step step ON step.id = f.step_id
             """,
             **won,
         )
@@ -217,13 +219,14 @@ class SalesFunnelReport(models.Model):
 
     def _order_field_to_sql(self, alias, field_name, direction, nulls, query):
         # Steps and stages in pipeline order (sequence, id), like the counting rules,
-        # whatever their names and the reader's language; fulfilment steps last.
+        # whatever their names and the reader's language, fulfilment steps last. The
+        # rows' own columns, not the steps' (see _order_groups_per_group), keep the
+        # aggregation parallel; a pipeline step's id follows its stage's.
         if field_name == "step_id":
-            terms = [
+            return SQL(", ").join(
                 self._order_field_to_sql(alias, fname, direction, nulls, query)
-                for fname in ("is_fulfilment", "stage_sequence", "stage_id.id", "step_id.id")
-            ]
-            return SQL(", ").join(terms)
+                for fname in ("is_fulfilment", "stage_sequence", "step_id.id")
+            )
         if field_name == "stage_id":
             terms = [
                 self._order_field_to_sql(alias, "stage_sequence", direction, nulls, query),
