@@ -18,8 +18,8 @@ class SalesFunnelFact(models.Model):
     _log_access = False
     _order = "lead_id, is_fulfilment, stage_sequence, step_id"
 
-    # The report counts on these boolean flags (COUNT(*) FILTER), which is cheaper
-    # per row than comparing the text of ``state``.
+    # Outcomes are boolean flags only: the report counts on them (COUNT(*) FILTER)
+    # and spells them out (state, deal_state, type), which keeps the rows narrow.
     step_id = fields.Many2one("sales.funnel.step", required=True, ondelete="cascade", index=True)
     is_fulfilment = fields.Boolean(required=True)
     stage_id = fields.Many2one("crm.stage", ondelete="cascade", index="btree_not_null")
@@ -33,13 +33,12 @@ class SalesFunnelFact(models.Model):
     is_paid = fields.Boolean(required=True)
     is_deal_won = fields.Boolean(required=True)
     is_deal_paid = fields.Boolean(required=True)
+    is_deal_lost = fields.Boolean(required=True)
+    is_lead = fields.Boolean(required=True)
     skipped = fields.Boolean(required=True)
     expected_revenue = fields.Float(required=True)
     company_id = fields.Many2one("res.company", ondelete="set null")
-    type = fields.Char(required=True)
     duration_days = fields.Float()
-    state = fields.Char(required=True)
-    deal_state = fields.Char(required=True)
     team_id = fields.Many2one("crm.team", ondelete="set null")
     user_id = fields.Many2one("res.users", ondelete="set null")
     partner_id = fields.Many2one("res.partner", ondelete="set null")
@@ -215,18 +214,18 @@ class SalesFunnelFact(models.Model):
             INSERT INTO sales_funnel_fact (
                 step_id, is_fulfilment, stage_id, stage_sequence, lead_id,
                 is_passed, is_lost, is_open, is_won, is_paid, is_deal_won, is_deal_paid,
-                skipped, expected_revenue, company_id, type, duration_days,
-                state, deal_state, team_id, user_id, partner_id, lost_reason_id, source_id,
+                is_deal_lost, is_lead, skipped, expected_revenue, company_id, duration_days,
+                team_id, user_id, partner_id, lost_reason_id, source_id,
                 medium_id, campaign_id, create_date, date_in, visit_count)
             SELECT r.step_id, r.fulfilment, r.stage_id, r.sequence, r.lead_id,
                    r.state = 'passed', r.state = 'lost', r.state = 'open',
                    r.last_won AND d.deal_state IN ('won', 'paid'),
                    COALESCE(r.step_code = 'paid', FALSE),
                    d.deal_state IN ('won', 'paid'), d.deal_state = 'paid',
-                   r.skipped, COALESCE(d.expected_revenue, 0),
-                   d.company_id, COALESCE(d.type, 'opportunity'),
+                   d.deal_state = 'lost', d.type IS NOT DISTINCT FROM 'lead',
+                   r.skipped, COALESCE(d.expected_revenue, 0), d.company_id,
                    CASE WHEN r.state IN ('passed', 'lost') THEN r.days END,
-                   r.state, d.deal_state, d.team_id, d.user_id, d.partner_id,
+                   d.team_id, d.user_id, d.partner_id,
                    CASE WHEN r.state = 'lost' THEN d.lost_reason_id END,
                    d.source_id, d.medium_id, d.campaign_id, d.create_date,
                    r.date_in, r.visits

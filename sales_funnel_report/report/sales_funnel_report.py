@@ -139,12 +139,12 @@ class SalesFunnelReport(models.Model):
     _depends = {
         "sales.funnel.fact": [
             "lead_id", "step_id", "is_fulfilment", "stage_id", "stage_sequence",
-            "team_id", "user_id", "company_id",
-            "partner_id", "lost_reason_id", "source_id", "medium_id", "campaign_id", "type",
-            "state", "deal_state", "skipped", "create_date", "date_in", "visit_count",
-            "duration_days", "expected_revenue", "is_passed", "is_lost", "is_open", "is_won",
-            "is_paid", "is_deal_won", "is_deal_paid",
+            "team_id", "user_id", "company_id", "partner_id", "lost_reason_id", "source_id",
+            "medium_id", "campaign_id", "is_lead", "skipped", "create_date", "date_in",
+            "visit_count", "duration_days", "expected_revenue", "is_passed", "is_lost",
+            "is_open", "is_won", "is_paid", "is_deal_won", "is_deal_paid", "is_deal_lost",
         ],
+        "sales.funnel.step": ["code"],
     }
 
     def init(self):
@@ -173,14 +173,20 @@ class SalesFunnelReport(models.Model):
         won = {name: SQL.identifier("f", flag) for name, flag in self._won_flags().items()}
         return SQL(
             """
-            SELECT f.id, f.lead_id, f.step_id, step.code AS step_code, f.is_fulfilment, f.stage_id,
-                   f.stage_sequence, f.team_id, f.user_id,
+            SELECT f.id, f.lead_id, f.step_id, step.code AS step_code, f.is_fulfilment,
+                   f.stage_id, f.stage_sequence, f.team_id, f.user_id,
                    f.company_id, f.partner_id, f.lost_reason_id, f.source_id, f.medium_id,
-                   f.campaign_id, f.type, f.state, f.deal_state, f.skipped, f.create_date,
+                   f.campaign_id,
+                   CASE WHEN f.is_lead THEN 'lead' ELSE 'opportunity' END AS type,
+                   CASE WHEN f.is_passed THEN 'passed' WHEN f.is_lost THEN 'lost'
+                        WHEN f.is_open THEN 'open' ELSE 'won' END AS state,
+                   CASE WHEN f.is_deal_paid THEN 'paid' WHEN f.is_deal_won THEN 'won'
+                        WHEN f.is_deal_lost THEN 'lost' ELSE 'open' END AS deal_state,
+                   f.skipped, f.create_date,
                    f.date_in, f.visit_count, f.expected_revenue, f.duration_days,
                    f.duration_days AS duration_median_days,
                    f.is_passed, f.is_lost, f.is_open, f.is_won, f.is_paid, f.is_deal_won,
-                   f.is_deal_paid,
+                   f.is_deal_paid, f.is_deal_lost, f.is_lead,
                    1 AS lead_count,
                    f.is_passed::int AS passed_count,
                    f.is_lost::int AS lost_count,
