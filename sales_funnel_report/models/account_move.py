@@ -10,6 +10,14 @@ class AccountMove(models.Model):
             self._queue_funnel()
         return res
 
+    def unlink(self):
+        # looked up now: once deleted, an invoice no longer says whose it was
+        Lead = self.env["crm.lead"]
+        Lead.browse(Lead._deals_of_sales(set(), self._funnel_invoice_ids()))._record_funnel(
+            history=False
+        )
+        return super().unlink()
+
     def _compute_payment_state(self):
         # Posting, cancelling, paying and reversing all recompute the payment
         # state, whatever the path: the one place to hear of them. Queuing only
@@ -18,8 +26,10 @@ class AccountMove(models.Model):
         return super()._compute_payment_state()
 
     def _queue_funnel(self):
-        ids = [
+        self.env["crm.lead"]._record_funnel_of("moves", self._funnel_invoice_ids())
+
+    def _funnel_invoice_ids(self):
+        return [
             move.id for move in self
             if isinstance(move.id, int) and move.move_type in ("out_invoice", "out_refund")
         ]
-        self.env["crm.lead"]._record_funnel_of("moves", ids)

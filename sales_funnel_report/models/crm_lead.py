@@ -88,6 +88,8 @@ class CrmLead(models.Model):
     @api.model
     def _deals_of_sales(self, order_ids, move_ids):
         """The deals of these sale orders and of the orders these invoices bill."""
+        if not order_ids and not move_ids:
+            return set()
         self.env.flush_all()
         self.env.cr.execute(SQL(
             """

@@ -17,6 +17,19 @@ WON_FLAGS = {
 STATES = [("passed", "Passed"), ("lost", "Lost"), ("open", "Open"), ("won", "Won")]
 DEAL_STATES = [("open", "Open"), ("won", "Won"), ("paid", "Paid"), ("lost", "Lost")]
 WON_MEANS_PARAM = "sales_funnel_report.won_means"
+# What the report spells out from the rows' flags, as (flags set, flags unset):
+# filters on them stay conditions on the flags, which PostgreSQL can estimate.
+FLAG_VALUES = {
+    "type": {"lead": (["is_lead"], []), "opportunity": ([], ["is_lead"])},
+    "state": {
+        "passed": (["is_passed"], []), "lost": (["is_lost"], []), "open": (["is_open"], []),
+        "won": ([], ["is_passed", "is_lost", "is_open"]),
+    },
+    "deal_state": {
+        "paid": (["is_deal_paid"], []), "won": (["is_deal_won"], ["is_deal_paid"]),
+        "lost": (["is_deal_lost"], []), "open": ([], ["is_deal_won", "is_deal_lost"]),
+    },
+}
 
 
 class SalesFunnelReport(models.Model):
@@ -201,6 +214,21 @@ class SalesFunnelReport(models.Model):
             """,
             **won,
         )
+
+    def _condition_to_sql(self, alias, fname, operator, value, query):
+        values = FLAG_VALUES.get(fname)
+        if values is None or operator not in ("=", "!=", "in", "not in"):
+            return super()._condition_to_sql(alias, fname, operator, value, query)
+        wanted = [value] if operator in ("=", "!=") else list(value)
+        conditions = [
+            SQL("(%s)", SQL(" AND ").join([
+                *(SQL.identifier(alias, flag) for flag in values[v][0]),
+                *(SQL("NOT %s", SQL.identifier(alias, flag)) for flag in values[v][1]),
+            ]))
+            for v in wanted if v in values
+        ]
+        condition = SQL("(%s)", SQL(" OR ").join(conditions)) if conditions else SQL("FALSE")
+        return SQL("NOT %s", condition) if operator in ("!=", "not in") else condition
 
     def _read_group_select(self, aggregate_spec, query):
         fname = aggregate_spec.split(":")[0]

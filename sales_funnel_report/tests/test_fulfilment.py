@@ -179,6 +179,24 @@ class TestFulfilmentEdges(FulfilmentCase):
             ("Paid", "won", False, None, midnight(day(7))),
         ])
 
+    def test_draft_credit_note_holds_paid_back_until_deleted(self):
+        deal = self.deal(day(0))
+        order = self.order(deal, day(1))
+        invoice = self.invoice(order, day(2))
+        self.pay(invoice, day(3))
+        self.assertEqual(self.steps(deal)[-1][:2], ("Paid", "won"))
+        with self.at(day(4)):
+            draft = invoice.with_user(self.billing)._reverse_moves(
+                [{"invoice_date": day(4).date()}]
+            )
+        self.assertEqual(draft.state, "draft")
+        # an invoice not yet posted on the order: not paid in full
+        self.assertEqual(self.steps(deal)[-1], ("Invoiced", "open", False, None,
+                                                midnight(day(2))))
+        with self.at(day(5)):
+            draft.with_user(self.billing).unlink()
+        self.assertEqual(self.steps(deal)[-1], ("Paid", "won", False, None, midnight(day(3))))
+
     def test_recording_orders_is_a_constant_number_of_queries(self):
         few = [self.deal(day(0), name=f"few {i}") for i in range(2)]
         many = [self.deal(day(0), name=f"many {i}") for i in range(12)]
