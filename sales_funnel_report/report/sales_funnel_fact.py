@@ -8,7 +8,9 @@ class SalesFunnelFact(models.Model):
     """The funnel rows, kept up to date at write time.
 
     One row per deal and funnel step it reached, with the deal's dimensions
-    copied in, so that the report reads a single narrow table. The counting
+    that record rules and the usual filters need (salesperson, team, company,
+    creation) copied in, so that the report reads a single narrow table; the
+    others are read from the deal, joined only when asked for. The counting
     rules are those of :class:`~.sales_funnel_report.SalesFunnelReport`;
     :meth:`_refresh` is their only implementation.
     """
@@ -41,11 +43,7 @@ class SalesFunnelFact(models.Model):
     duration_days = fields.Float()
     team_id = fields.Many2one("crm.team", ondelete="set null")
     user_id = fields.Many2one("res.users", ondelete="set null")
-    partner_id = fields.Many2one("res.partner", ondelete="set null")
     lost_reason_id = fields.Many2one("crm.lost.reason", ondelete="set null")
-    source_id = fields.Many2one("utm.source", ondelete="set null")
-    medium_id = fields.Many2one("utm.medium", ondelete="set null")
-    campaign_id = fields.Many2one("utm.campaign", ondelete="set null")
     create_date = fields.Datetime()
     date_in = fields.Datetime()
     visit_count = fields.Integer()
@@ -120,8 +118,7 @@ class SalesFunnelFact(models.Model):
             """
             WITH deal AS (
                 SELECT l.id, l.stage_id, l.active, l.team_id, l.user_id, l.company_id,
-                       l.partner_id, l.lost_reason_id, l.source_id, l.medium_id,
-                       l.campaign_id, l.type, l.create_date, l.expected_revenue,
+                       l.lost_reason_id, l.type, l.create_date, l.expected_revenue,
                        pos.sequence AS pos_sequence,
                        l.active AND COALESCE(pos.is_won, FALSE) AS won
                   FROM crm_lead l
@@ -215,8 +212,7 @@ class SalesFunnelFact(models.Model):
                 step_id, is_fulfilment, stage_id, stage_sequence, lead_id,
                 is_passed, is_lost, is_open, is_won, is_paid, is_deal_won, is_deal_paid,
                 is_deal_lost, is_lead, skipped, expected_revenue, company_id, duration_days,
-                team_id, user_id, partner_id, lost_reason_id, source_id,
-                medium_id, campaign_id, create_date, date_in, visit_count)
+                team_id, user_id, lost_reason_id, create_date, date_in, visit_count)
             SELECT r.step_id, r.fulfilment, r.stage_id, r.sequence, r.lead_id,
                    r.state = 'passed', r.state = 'lost', r.state = 'open',
                    r.last_won AND d.deal_state IN ('won', 'paid'),
@@ -225,9 +221,9 @@ class SalesFunnelFact(models.Model):
                    d.deal_state = 'lost', d.type IS NOT DISTINCT FROM 'lead',
                    r.skipped, COALESCE(d.expected_revenue, 0), d.company_id,
                    CASE WHEN r.state IN ('passed', 'lost') THEN r.days END,
-                   d.team_id, d.user_id, d.partner_id,
+                   d.team_id, d.user_id,
                    CASE WHEN r.state = 'lost' THEN d.lost_reason_id END,
-                   d.source_id, d.medium_id, d.campaign_id, d.create_date,
+                   d.create_date,
                    r.date_in, r.visits
               FROM step_row r
               JOIN deal_state d ON d.id = r.lead_id

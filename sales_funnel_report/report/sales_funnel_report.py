@@ -152,12 +152,13 @@ class SalesFunnelReport(models.Model):
     _depends = {
         "sales.funnel.fact": [
             "lead_id", "step_id", "is_fulfilment", "stage_id", "stage_sequence",
-            "team_id", "user_id", "company_id", "partner_id", "lost_reason_id", "source_id",
-            "medium_id", "campaign_id", "is_lead", "skipped", "create_date", "date_in",
+            "team_id", "user_id", "company_id", "lost_reason_id", "is_lead", "skipped",
+            "create_date", "date_in",
             "visit_count", "duration_days", "expected_revenue", "is_passed", "is_lost",
             "is_open", "is_won", "is_paid", "is_deal_won", "is_deal_paid", "is_deal_lost",
         ],
         "sales.funnel.step": ["code"],
+        "crm.lead": ["partner_id", "source_id", "medium_id", "campaign_id"],
     }
 
     def init(self):
@@ -188,8 +189,8 @@ class SalesFunnelReport(models.Model):
             """
             SELECT f.id, f.lead_id, f.step_id, step.code AS step_code, f.is_fulfilment,
                    f.stage_id, f.stage_sequence, f.team_id, f.user_id,
-                   f.company_id, f.partner_id, f.lost_reason_id, f.source_id, f.medium_id,
-                   f.campaign_id,
+                   f.company_id, lead.partner_id, f.lost_reason_id, lead.source_id,
+                   lead.medium_id, lead.campaign_id,
                    CASE WHEN f.is_lead THEN 'lead' ELSE 'opportunity' END AS type,
                    CASE WHEN f.is_passed THEN 'passed' WHEN f.is_lost THEN 'lost'
                         WHEN f.is_open THEN 'open' ELSE 'won' END AS state,
@@ -209,8 +210,9 @@ class SalesFunnelReport(models.Model):
                    CASE WHEN f.is_passed THEN 100.0 ELSE 0.0 END AS conversion_rate,
                    CASE WHEN %(win_rate)s THEN 100.0 ELSE 0.0 END AS win_rate
               FROM sales_funnel_fact f
-              -- PostgreSQL drops this join from the queries that do not read the code
+              -- PostgreSQL drops these joins from the queries that do not read them
               LEFT JOIN sales_funnel_step step ON step.id = f.step_id
+              LEFT JOIN crm_lead lead ON lead.id = f.lead_id
             """,
             **won,
         )
