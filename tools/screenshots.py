@@ -9,9 +9,9 @@ The script starts a headless Chromium of its own (Debian's ``chromium``, or --ch
 PATH), drives it through the DevTools protocol with websocket-client (as Odoo's browser
 tests do), logs in through /web/login and saves:
 
-    funnel-graph.png          Sales > Funnel, bar chart of Reached per stage
-    funnel-pivot.png          pivot: stages x Reached, Lost, Conversion (%), Average/Median Days
-    funnel-loss-reasons.png   pivot of lost deals: stages x loss reasons, measure Lost
+    funnel-graph.png          Sales > Funnel, bar chart of Reached per step
+    funnel-pivot.png          pivot: steps x Reached, Lost, Conversion (%), Average/Median Days
+    funnel-loss-reasons.png   pivot of lost deals: steps x loss reasons, measure Lost
     deal-stage-history.png    a demo deal's form on its Stage History tab
 
 Each funnel picture shows the "Direct Sales" demo team over all its data (no date filter).
@@ -304,7 +304,7 @@ def open_funnel(browser, view_type, context):
 def take_funnel_graph(browser, out, team_id):
     open_funnel(browser, "graph", {
         "search_default_opportunity": 1, "search_default_team_id": team_id,
-        "graph_measure": "lead_count", "graph_groupbys": ["stage_id"], "graph_mode": "bar",
+        "graph_measure": "lead_count", "graph_groupbys": ["step_id"], "graph_mode": "bar",
     })
     settle(browser, "!!document.querySelector('.o_graph_view .o_graph_canvas_container canvas')",
            "the funnel graph")
@@ -316,7 +316,7 @@ def take_funnel_pivot(browser, out, team_id):
         "search_default_opportunity": 1, "search_default_team_id": team_id,
         "pivot_measures": ["lead_count", "lost_count", "conversion_rate", "duration_days",
                            "duration_median_days"],
-        "pivot_row_groupby": ["stage_id"], "pivot_column_groupby": [],
+        "pivot_row_groupby": ["step_id"], "pivot_column_groupby": [],
     })
     settle(browser, "!!document.querySelector('.o_pivot_view .o_pivot table tbody tr')",
            "the funnel pivot")
@@ -348,7 +348,7 @@ def take_loss_reasons(browser, out, team_id):
     open_funnel(browser, "pivot", {
         "search_default_opportunity": 1, "search_default_team_id": team_id,
         "pivot_measures": ["lost_count"],
-        "pivot_row_groupby": ["stage_id"], "pivot_column_groupby": ["lost_reason_id"],
+        "pivot_row_groupby": ["step_id"], "pivot_column_groupby": ["lost_reason_id"],
     })
     settle(browser, "!!document.querySelector('.o_pivot_view .o_pivot table tbody tr')",
            "the funnel pivot", delay=0.3)

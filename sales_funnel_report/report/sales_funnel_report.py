@@ -255,20 +255,18 @@ class SalesFunnelReport(models.Model):
 
     def _order_field_to_sql(self, alias, field_name, direction, nulls, query):
         # Steps and stages in pipeline order (sequence, id), like the counting rules,
-        # whatever their names and the reader's language, fulfilment steps last. The
-        # rows' own columns, not the steps' (see _order_groups_per_group), keep the
-        # aggregation parallel; a pipeline step's id follows its stage's.
-        if field_name == "step_id":
-            return SQL(", ").join(
-                self._order_field_to_sql(alias, fname, direction, nulls, query)
-                for fname in ("is_fulfilment", "stage_sequence", "step_id.id")
+        # whatever their names and the reader's language, fulfilment steps last: by
+        # their place in the list of all of them, a constant array. The grouping then
+        # stays on the one column, and the aggregation parallel (a lookup per group
+        # would be a SubPlan, which PostgreSQL does not run in parallel workers).
+        if field_name in ("step_id", "stage_id"):
+            model = "sales.funnel.step" if field_name == "step_id" else "crm.stage"
+            order = None if field_name == "step_id" else "sequence, id"
+            ordered = self.env[model].sudo().search([], order=order).ids
+            return SQL(
+                "array_position(%s::int[], %s) %s %s",
+                ordered, self._field_to_sql(alias, field_name, query), direction, nulls,
             )
-        if field_name == "stage_id":
-            terms = [
-                self._order_field_to_sql(alias, "stage_sequence", direction, nulls, query),
-                self._order_field_to_sql(alias, "stage_id.id", direction, nulls, query),
-            ]
-            return SQL(", ").join(terms)
         field = self._fields.get(field_name)
         if query.groupby and field is not None and field.type == "many2one":
             terms = self._order_groups_per_group(alias, field, direction, nulls, query)
