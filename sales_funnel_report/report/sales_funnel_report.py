@@ -102,7 +102,7 @@ class SalesFunnelReport(models.Model):
     _order = "lead_id, is_fulfilment, stage_sequence, step_id"
 
     lead_id = fields.Many2one("crm.lead", string="Deal", readonly=True)
-    step_id = fields.Many2one("sales.funnel.step", string="Step", readonly=True)
+    step_id = fields.Many2one("sales.funnel.step", readonly=True)
     step_code = fields.Selection(FULFILMENT_CODES, string="Fulfilment Step", readonly=True)
     is_fulfilment = fields.Boolean(string="Fulfilment", readonly=True)
     stage_id = fields.Many2one("crm.stage", readonly=True)
