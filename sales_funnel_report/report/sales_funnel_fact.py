@@ -32,7 +32,6 @@ class SalesFunnelFact(models.Model):
     is_lost = fields.Boolean(required=True)
     is_open = fields.Boolean(required=True)
     is_won = fields.Boolean(required=True)
-    is_paid = fields.Boolean(required=True)
     is_deal_won = fields.Boolean(required=True)
     is_deal_paid = fields.Boolean(required=True)
     is_deal_lost = fields.Boolean(required=True)
@@ -178,7 +177,7 @@ class SalesFunnelFact(models.Model):
                   FROM deal d
                   LEFT JOIN milestone m ON m.lead_id = d.id
             ), step_row AS (
-                SELECT o.lead_id, st.id AS step_id, NULL::varchar AS step_code, FALSE AS fulfilment,
+                SELECT o.lead_id, st.id AS step_id, FALSE AS fulfilment,
                        o.stage_id, o.sequence, o.is_won AND o.later_won = 0 AS last_won,
                        CASE WHEN o.stage_id <> d.stage_id OR d.fulfilling THEN 'passed'
                             WHEN NOT d.active THEN 'lost'
@@ -192,7 +191,7 @@ class SalesFunnelFact(models.Model):
                   JOIN sales_funnel_step st ON st.stage_id = o.stage_id
                  WHERE o.reached
                  UNION ALL
-                SELECT m.lead_id, st.id, st.code, TRUE, NULL, st.sequence, FALSE,
+                SELECT m.lead_id, st.id, TRUE, NULL, st.sequence, FALSE,
                        CASE WHEN st.sequence < m.rank THEN 'passed'
                             WHEN m.paid THEN 'won'
                             WHEN d.deal_state = 'lost' THEN 'lost'
@@ -210,13 +209,12 @@ class SalesFunnelFact(models.Model):
             )
             INSERT INTO sales_funnel_fact (
                 step_id, is_fulfilment, stage_id, stage_sequence, lead_id,
-                is_passed, is_lost, is_open, is_won, is_paid, is_deal_won, is_deal_paid,
+                is_passed, is_lost, is_open, is_won, is_deal_won, is_deal_paid,
                 is_deal_lost, is_lead, skipped, expected_revenue, company_id, duration_days,
                 team_id, user_id, lost_reason_id, create_date, date_in, visit_count)
             SELECT r.step_id, r.fulfilment, r.stage_id, r.sequence, r.lead_id,
                    r.state = 'passed', r.state = 'lost', r.state = 'open',
                    r.last_won AND d.deal_state IN ('won', 'paid'),
-                   COALESCE(r.step_code = 'paid', FALSE),
                    d.deal_state IN ('won', 'paid'), d.deal_state = 'paid',
                    d.deal_state = 'lost', d.type IS NOT DISTINCT FROM 'lead',
                    r.skipped, COALESCE(d.expected_revenue, 0), d.company_id,

@@ -3,22 +3,13 @@ from odoo.tools import SQL, Query
 
 from ..models.sales_funnel_step import FULFILMENT_CODES
 
-# Counts are taken over these flags of the funnel rows; "won" ones follow the
-# setting of what won means: the won stage, or paid in full.
-COUNT_FLAGS = {
-    "passed_count": "is_passed",
-    "lost_count": "is_lost",
-    "open_count": "is_open",
-}
-WON_FLAGS = {
-    "stage": {"won_count": "is_won", "won_deal_count": "is_deal_won", "win_rate": "is_deal_won"},
-    "paid": {"won_count": "is_paid", "won_deal_count": "is_deal_paid", "win_rate": "is_deal_paid"},
-}
 STATES = [("passed", "Passed"), ("lost", "Lost"), ("open", "Open"), ("won", "Won")]
 DEAL_STATES = [("open", "Open"), ("won", "Won"), ("paid", "Paid"), ("lost", "Lost")]
 WON_MEANS_PARAM = "sales_funnel_report.won_means"
-# What the report spells out from the rows' flags, as (flags set, flags unset):
-# filters on them stay conditions on the flags, which PostgreSQL can estimate.
+# Every outcome the report shows is a condition on the rows' boolean flags, written
+# once here as (flags set, flags unset): the report spells the values out, counts
+# rows with COUNT(*) FILTER, and turns filters back into conditions PostgreSQL can
+# estimate, all from these.
 FLAG_VALUES = {
     "type": {"lead": (["is_lead"], []), "opportunity": ([], ["is_lead"])},
     "state": {
@@ -30,6 +21,36 @@ FLAG_VALUES = {
         "lost": (["is_deal_lost"], []), "open": ([], ["is_deal_won", "is_deal_lost"]),
     },
 }
+COUNTED = {
+    "passed_count": FLAG_VALUES["state"]["passed"],
+    "lost_count": FLAG_VALUES["state"]["lost"],
+    "open_count": FLAG_VALUES["state"]["open"],
+    "conversion_rate": FLAG_VALUES["state"]["passed"],
+}
+# "Won" follows the setting of what won means: the won stage, or paid in full.
+WON_COUNTED = {
+    "stage": {
+        "won_count": (["is_won"], []),
+        "won_deal_count": (["is_deal_won"], []),
+        "win_rate": (["is_deal_won"], []),
+    },
+    "paid": {
+        # won at a fulfilment step: at Paid, the only one a deal is won at
+        "won_count": (["is_fulfilment"], ["is_passed", "is_lost", "is_open"]),
+        "won_deal_count": FLAG_VALUES["deal_state"]["paid"],
+        "win_rate": FLAG_VALUES["deal_state"]["paid"],
+    },
+}
+RATES = {"conversion_rate", "win_rate"}
+
+
+def flags_sql(alias, flags):
+    """The condition ``flags`` (flags set, flags unset) on the rows of ``alias``."""
+    set_, unset = flags
+    return SQL("(%s)", SQL(" AND ").join([
+        *(SQL.identifier(alias, flag) for flag in set_),
+        *(SQL("NOT %s", SQL.identifier(alias, flag)) for flag in unset),
+    ]))
 
 
 class SalesFunnelReport(models.Model):
@@ -155,7 +176,7 @@ class SalesFunnelReport(models.Model):
             "team_id", "user_id", "company_id", "lost_reason_id", "is_lead", "skipped",
             "create_date", "date_in",
             "visit_count", "duration_days", "expected_revenue", "is_passed", "is_lost",
-            "is_open", "is_won", "is_paid", "is_deal_won", "is_deal_paid", "is_deal_lost",
+            "is_open", "is_won", "is_deal_won", "is_deal_paid", "is_deal_lost",
         ],
         "sales.funnel.step": ["code"],
         "crm.lead": ["partner_id", "source_id", "medium_id", "campaign_id"],
@@ -177,44 +198,46 @@ class SalesFunnelReport(models.Model):
         self.env.cr.execute(SQL("DROP FUNCTION IF EXISTS sales_funnel_median(float8[])"))
 
     @api.model
-    def _won_flags(self):
-        """The flags "won" counts on, after the setting (the won stage by default)."""
+    def _counted(self):
+        """What each count and rate counts, after the setting of what won means."""
         means = self.env["ir.config_parameter"].sudo().get_param(WON_MEANS_PARAM, "stage")
-        return WON_FLAGS.get(means, WON_FLAGS["stage"])
+        return {**COUNTED, **WON_COUNTED.get(means, WON_COUNTED["stage"])}
 
     @property
     def _table_query(self):
-        won = {name: SQL.identifier("f", flag) for name, flag in self._won_flags().items()}
+        def spelled(fname):
+            return SQL("CASE %s END", SQL(" ").join(
+                SQL("WHEN %s THEN %s", flags_sql("f", flags), value)
+                for value, flags in FLAG_VALUES[fname].items()
+            ))
+
+        def measure(fname, flags):
+            value = SQL("100.0") if fname in RATES else SQL("1")
+            return SQL("CASE WHEN %s THEN %s ELSE 0 END AS %s",
+                       flags_sql("f", flags), value, SQL.identifier(fname))
+
         return SQL(
             """
             SELECT f.id, f.lead_id, f.step_id, step.code AS step_code, f.is_fulfilment,
                    f.stage_id, f.stage_sequence, f.team_id, f.user_id,
                    f.company_id, lead.partner_id, f.lost_reason_id, lead.source_id,
                    lead.medium_id, lead.campaign_id,
-                   CASE WHEN f.is_lead THEN 'lead' ELSE 'opportunity' END AS type,
-                   CASE WHEN f.is_passed THEN 'passed' WHEN f.is_lost THEN 'lost'
-                        WHEN f.is_open THEN 'open' ELSE 'won' END AS state,
-                   CASE WHEN f.is_deal_paid THEN 'paid' WHEN f.is_deal_won THEN 'won'
-                        WHEN f.is_deal_lost THEN 'lost' ELSE 'open' END AS deal_state,
+                   %(type)s AS type, %(state)s AS state, %(deal_state)s AS deal_state,
                    f.skipped, f.create_date,
                    f.date_in, f.visit_count, f.expected_revenue, f.duration_days,
                    f.duration_days AS duration_median_days,
-                   f.is_passed, f.is_lost, f.is_open, f.is_won, f.is_paid, f.is_deal_won,
+                   f.is_passed, f.is_lost, f.is_open, f.is_won, f.is_deal_won,
                    f.is_deal_paid, f.is_deal_lost, f.is_lead,
-                   1 AS lead_count,
-                   f.is_passed::int AS passed_count,
-                   f.is_lost::int AS lost_count,
-                   f.is_open::int AS open_count,
-                   %(won_count)s::int AS won_count,
-                   %(won_deal_count)s::int AS won_deal_count,
-                   CASE WHEN f.is_passed THEN 100.0 ELSE 0.0 END AS conversion_rate,
-                   CASE WHEN %(win_rate)s THEN 100.0 ELSE 0.0 END AS win_rate
+                   1 AS lead_count, %(measures)s
               FROM sales_funnel_fact f
               -- PostgreSQL drops these joins from the queries that do not read them
               LEFT JOIN sales_funnel_step step ON step.id = f.step_id
               LEFT JOIN crm_lead lead ON lead.id = f.lead_id
             """,
-            **won,
+            type=spelled("type"), state=spelled("state"), deal_state=spelled("deal_state"),
+            measures=SQL(", ").join(
+                measure(fname, flags) for fname, flags in self._counted().items()
+            ),
         )
 
     def _condition_to_sql(self, alias, fname, operator, value, query):
@@ -222,13 +245,7 @@ class SalesFunnelReport(models.Model):
         if values is None or operator not in ("=", "!=", "in", "not in"):
             return super()._condition_to_sql(alias, fname, operator, value, query)
         wanted = [value] if operator in ("=", "!=") else list(value)
-        conditions = [
-            SQL("(%s)", SQL(" AND ").join([
-                *(SQL.identifier(alias, flag) for flag in values[v][0]),
-                *(SQL("NOT %s", SQL.identifier(alias, flag)) for flag in values[v][1]),
-            ]))
-            for v in wanted if v in values
-        ]
+        conditions = [flags_sql(alias, values[v]) for v in wanted if v in values]
         condition = SQL("(%s)", SQL(" OR ").join(conditions)) if conditions else SQL("FALSE")
         return SQL("NOT %s", condition) if operator in ("!=", "not in") else condition
 
@@ -236,15 +253,14 @@ class SalesFunnelReport(models.Model):
         fname = aggregate_spec.split(":")[0]
         if fname == "lead_count":
             return SQL("COUNT(*)")
-        flags = {**COUNT_FLAGS, **self._won_flags()}
-        if fname == "conversion_rate" or fname == "win_rate":
-            flag = "is_passed" if fname == "conversion_rate" else flags[fname]
+        counted = self._counted()
+        if fname in RATES:
             return SQL(
                 "COALESCE(COUNT(*) FILTER (WHERE %s) * 100.0 / NULLIF(COUNT(*), 0), 0)",
-                SQL.identifier(self._table, flag),
+                flags_sql(self._table, counted[fname]),
             )
-        if fname in flags:
-            return SQL("COUNT(*) FILTER (WHERE %s)", SQL.identifier(self._table, flags[fname]))
+        if fname in counted:
+            return SQL("COUNT(*) FILTER (WHERE %s)", flags_sql(self._table, counted[fname]))
         if fname == "duration_median_days":
             duration = self._field_to_sql(self._table, "duration_days", query)
             return SQL(
