@@ -5,7 +5,7 @@ from odoo.tools import SQL
 # Writing any of these changes what the funnel shows for a deal.
 FUNNEL_FIELDS = frozenset({
     "stage_id", "active", "lost_reason_id", "team_id", "user_id", "company_id", "type",
-    "expected_revenue", "probability",
+    "expected_revenue",
 })
 # Deals waiting to be recorded, in the transaction's precommit data.
 FUNNEL_QUEUE = "sales_funnel_report.queue"
