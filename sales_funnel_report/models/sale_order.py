@@ -19,32 +19,41 @@ class SaleOrder(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
+        for vals in vals_list:
+            if vals.get("state") == "sale" and not vals.get("funnel_confirmed_at"):
+                vals["funnel_confirmed_at"] = vals.get("date_order") or fields.Datetime.now()
         orders = super().create(vals_list)
         orders._queue_funnel()
         return orders
 
     def write(self, vals):
+        # Confirmation is the status becoming "Sales Order", whichever way it is
+        # written (action_confirm also sets date_order to now in the same write).
+        first = (
+            self.filtered(lambda order: not order.funnel_confirmed_at)
+            if vals.get("state") == "sale" else self.browse()
+        )
         if "opportunity_id" in vals:
-            # the deal the order leaves changes too
-            self.opportunity_id._record_funnel(history=False)
+            self._queue_funnel_deals_now()
         res = super().write(vals)
+        if first:
+            first.funnel_confirmed_at = vals.get("date_order") or fields.Datetime.now()
         if FULFILMENT_FIELDS.intersection(vals):
             self._queue_funnel()
         return res
 
     def unlink(self):
-        self.opportunity_id._record_funnel(history=False)
+        self._queue_funnel_deals_now()
         return super().unlink()
 
-    def _action_confirm(self):
-        first = self.filtered(lambda order: not order.funnel_confirmed_at)
-        # confirmation has just set date_order to now: one write per distinct date
-        for date_order, orders in first.grouped("date_order").items():
-            orders.funnel_confirmed_at = date_order
-        return super()._action_confirm()
-
     def _queue_funnel(self):
-        self.env["crm.lead"]._record_funnel_of("orders", self.ids)
+        """Queue the deals of these orders, of those confirmed once (a quotation
+        changes nothing in the funnel), looked up before commit."""
+        self.env["crm.lead"]._record_funnel_of("orders", self.filtered("funnel_confirmed_at").ids)
+
+    def _queue_funnel_deals_now(self):
+        # the deal an order leaves, or whose order is deleted: known only now
+        self.filtered("funnel_confirmed_at").opportunity_id._record_funnel(history=False)
 
     @api.model
     def _fill_funnel_confirmed_at(self):

@@ -263,3 +263,14 @@ class TestFulfilmentEdges(FulfilmentCase):
         self.assertEqual(later.funnel_confirmed_at, day(6))
         self.env["crm.lead.stage.history"]._rebuild_from_tracking()
         self.assertEqual(self.steps(deal)[-1], ("Order", "open", False, None, day(1)))
+
+    def test_order_created_confirmed_counts_from_its_creation(self):
+        # as an import or another module creates it, without action_confirm
+        deal = self.deal(day(0))
+        with self.at(day(2)):
+            self.env["sale.order"].create({
+                "partner_id": self.customer.id, "opportunity_id": deal.id, "state": "sale",
+                "date_order": day(2),
+                "order_line": [(0, 0, {"product_id": self.product.id})],
+            })
+        self.assertEqual(self.steps(deal)[-1], ("Order", "open", False, None, day(2)))
