@@ -197,8 +197,14 @@ class SalesFunnelFact(models.Model):
                             WHEN d.deal_state = 'lost' THEN 'lost'
                             ELSE 'open' END,
                        FALSE,
-                       CASE st.code WHEN 'order' THEN m.invoiced_on - m.ordered_at::date
-                                    WHEN 'invoiced' THEN m.paid_on - m.invoiced_on END,
+                       -- never negative, and empty (not 0) while there is no end date
+                       CASE st.code
+                           WHEN 'order' THEN CASE WHEN m.invoiced_on < m.ordered_at::date
+                                                  THEN 0 ELSE m.invoiced_on - m.ordered_at::date
+                                             END
+                           WHEN 'invoiced' THEN CASE WHEN m.paid_on < m.invoiced_on THEN 0
+                                                     ELSE m.paid_on - m.invoiced_on END
+                       END,
                        CASE st.code WHEN 'order' THEN m.ordered_at
                                     WHEN 'invoiced' THEN m.invoiced_on::timestamp
                                     ELSE m.paid_on::timestamp END,

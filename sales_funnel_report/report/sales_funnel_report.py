@@ -70,7 +70,8 @@ class SalesFunnelReport(models.Model):
       date); *Paid*, every such invoice paid or in payment, an order still
       confirmed and nothing left to invoice on the confirmed orders (no
       quantity ordered but not invoiced, no draft invoice), at the last
-      settlement (reconciliation or matched payment date). Payment status is
+      settlement (reconciliation or matched payment date; the invoice date for
+      an invoice with nothing to pay). Payment status is
       Odoo's, computed in each invoice's currency: amounts are never compared
       across currencies.
     * A deal's *position*: its furthest milestone; without one, its current
@@ -95,8 +96,9 @@ class SalesFunnelReport(models.Model):
       for the won stage of a deal without an order; a lost deal's last stay
       ends when it is lost and counts. Order: days from the first confirmation
       to the first invoice date; Invoiced: from the first invoice date to the
-      last settlement; both in whole days (accounting dates), empty when the
-      deal is still there or was lost there; Paid: empty, the funnel ends.
+      last settlement; both in whole days (accounting dates), never negative
+      (an invoice dated before the confirmation counts 0), empty when the deal
+      is still there or was lost there; Paid: empty, the funnel ends.
     * Deal status (``deal_state``, the same on all its rows): *paid* when it
       reached Paid; *lost* when archived or when all its orders were cancelled;
       *won* when in a won stage or with a confirmed order; else *open*.
