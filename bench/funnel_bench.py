@@ -146,10 +146,10 @@ def generate(args):
     timings["data generation"] = round(time.perf_counter() - t_all, 3)
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
-        print("==> Full rebuild of the funnel rows: env['sales.funnel.fact']._refresh()...",
+        print("==> Full rebuild of the funnel rows: _refresh_all_bulk()...",
               flush=True)
         with timed(timings, "full rebuild of funnel rows"):
-            env["sales.funnel.fact"]._refresh()
+            env["sales.funnel.fact"]._refresh_all_bulk()
             cr.commit()
     with registry.cursor() as cr:
         print("==> Writing the chatter's tracking of those moves and losses (SQL)...", flush=True)
@@ -696,14 +696,14 @@ def report(args, stats, timings, results, load):
         print(f"EXPLAIN (ANALYZE, BUFFERS) of the SQL: {args.explain_dir}/explain-*.txt")
     print()
     width = max(len(r["label"]) for r in results.values())
-    width = max(width, len("full rebuild of funnel rows (_refresh())"))
+    width = max(width, len("full rebuild of funnel rows (_refresh_all_bulk())"))
     print(f"{'query':<{width}}  {'median s':>9}  {'ratio to (a)':>12}  {'rows':>10}")
     print("-" * (width + 37))
     for r in results.values():
         print(f"{r['label']:<{width}}  {r['median']:>9.3f}  {r['median'] / native:>12.2f}  "
               f"{r['rows']:>10,}")
     if "full rebuild of funnel rows" in timings:
-        print(f"{'full rebuild of funnel rows (_refresh())':<{width}}  "
+        print(f"{'full rebuild of funnel rows (_refresh_all_bulk())':<{width}}  "
               f"{timings['full rebuild of funnel rows']:>9.3f}  {'':>12}  {stats['facts']:>10,}")
     print()
     ok = sum(g["lead_count"] for g in funnel["groups"])

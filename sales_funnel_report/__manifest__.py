@@ -1,7 +1,7 @@
 {
     "name": "Sales Funnel Report",
     "summary": "Where and why deals are lost, and how long each stage takes",
-    "version": "18.0.1.2.0",
+    "version": "18.0.1.3.0",
     "category": "Sales/CRM",
     "license": "LGPL-3",
     "author": "Sales Funnel Report contributors",
@@ -10,6 +10,7 @@
         "security/ir.model.access.csv",
         "security/sales_funnel_security.xml",
         "data/sales_funnel_step_data.xml",
+        "data/ir_cron_data.xml",
         "views/sales_funnel_step_views.xml",
         "views/crm_lead_stage_history_views.xml",
         "views/crm_lead_views.xml",

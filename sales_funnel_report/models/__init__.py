@@ -3,8 +3,10 @@ from . import crm_lead
 from . import crm_lead_stage_history
 from . import crm_stage
 from . import crm_team
+from . import mail_message
 from . import res_config_settings
 from . import sale_order
 from . import sale_order_line
 from . import sales_funnel_demo
+from . import sales_funnel_job
 from . import sales_funnel_step

@@ -1,7 +1,7 @@
 from odoo import api, models
 
 # Changing any of these moves deals' positions or reached stages in the funnel.
-PIPELINE_FIELDS = frozenset({"sequence", "team_id", "is_won"})
+PIPELINE_FIELDS = ("sequence", "team_id", "is_won")
 # A funnel step shows these of its stage.
 STEP_FIELDS = frozenset({"name", "sequence"})
 
@@ -13,37 +13,37 @@ class CrmStage(models.Model):
     def create(self, vals_list):
         stages = super().create(vals_list)
         self.env["sales.funnel.step"]._sync_with_stages(stages.ids)
-        stages._refresh_funnel(stages._funnel_teams())
+        stages._queue_funnel_update()
         return stages
 
     def write(self, vals):
-        if not PIPELINE_FIELDS.intersection(vals):
-            res = super().write(vals)
-            if STEP_FIELDS.intersection(vals):
-                self.env["sales.funnel.step"]._sync_with_stages(self.ids)
-            return res
-        teams_before = self._funnel_teams()
+        # Only a real change queues work: the stage list saves every stage of a drag.
+        before = {stage.id: stage._pipeline_key() for stage in self}
         res = super().write(vals)
         if STEP_FIELDS.intersection(vals):
             self.env["sales.funnel.step"]._sync_with_stages(self.ids)
-        teams_after = self._funnel_teams()
-        everyone = teams_before is None or teams_after is None
-        self._refresh_funnel(None if everyone else teams_before | teams_after)
+        changed = self.filtered(lambda stage: stage._pipeline_key() != before[stage.id])
+        if changed:
+            teams_before = {before[stage.id][1] for stage in changed}
+            changed._queue_funnel_update(teams_before)
         return res
 
-    def _funnel_teams(self):
-        """Teams whose pipeline holds these stages; ``None`` when one of them has
-        no team and so belongs to every pipeline."""
-        if any(not stage.team_id for stage in self):
-            return None
-        return set(self.team_id.ids)
+    def unlink(self):
+        self._queue_funnel_update()
+        return super().unlink()
 
-    @api.model
-    def _refresh_funnel(self, team_ids):
-        """Rebuild the funnel rows of the deals of ``team_ids`` (all deals when
-        ``None``): set-based, but it grows with the number of deals concerned."""
-        facts = self.env["sales.funnel.fact"]
-        if team_ids is None:
-            facts._refresh()
-        elif team_ids:
-            facts._refresh_teams(list(team_ids))
+    def _pipeline_key(self):
+        # NULL is_won is false (unset booleans are stored NULL)
+        return (self.sequence, self.team_id.id, bool(self.is_won))
+
+    def _queue_funnel_update(self, teams_before=()):
+        """Queue the recompute of the funnel rows of every deal these stages
+        concern: the deals of their teams (before and after the change), and the
+        deals of other teams that sit in, went through or have rows on them (a
+        deal keeps its stage when its team changes). A stage of no team is in
+        every pipeline: every deal."""
+        team_ids = set(self.team_id.ids) | set(teams_before)
+        everyone = any(not stage.team_id for stage in self) or False in team_ids
+        self.env["sales.funnel.job"]._queue_facts(
+            team_ids=team_ids - {False}, stage_ids=self.ids, all_deals=everyone,
+        )

@@ -12,7 +12,18 @@ class CrmTeam(models.Model):
     )
 
     def write(self, vals):
+        before = {team.id: bool(team.funnel_own_stages_only) for team in self}
         res = super().write(vals)
-        if "funnel_own_stages_only" in vals:
-            self.env["sales.funnel.fact"]._refresh_teams(self.ids)
+        changed = self.filtered(
+            lambda team: bool(team.funnel_own_stages_only) != before[team.id]
+        )
+        if changed:
+            self.env["sales.funnel.job"]._queue_facts(team_ids=changed.ids)
         return res
+
+    def unlink(self):
+        # the deals lose their team, and with it their pipeline: they cannot be
+        # told by their team any more once it is gone
+        if self:
+            self.env["sales.funnel.job"]._queue_facts(all_deals=True)
+        return super().unlink()

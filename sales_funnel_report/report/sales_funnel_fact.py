@@ -52,37 +52,38 @@ class SalesFunnelFact(models.Model):
         self.env["crm.lead"].sudo()._flush_funnel_queue()
         return super().flush_model(fnames)
 
+    _sql_constraints = [
+        # Live recording and background batches both rewrite a deal's rows; with this
+        # key, a transaction that did not see the other's rows fails to serialize and
+        # is retried, instead of counting the deal twice.
+        ("lead_step_uniq", "UNIQUE(lead_id, step_id)", "A deal has one funnel row per step."),
+    ]
+
     @api.model
-    def _refresh_teams(self, team_ids):
-        """Rewrite the funnel rows of the deals of ``team_ids``, selected in SQL."""
+    def _refresh(self, lead_ids):
+        """Rewrite the funnel rows of ``lead_ids`` from the deals, their stays and
+        the stages, in two statements, row by row: concurrent transactions that
+        rewrite the same deal conflict (the later one is retried), and nobody
+        else waits. Work over every deal goes through ``sales.funnel.job``."""
+        if not lead_ids:
+            return
         self.env.flush_all()
-        of_teams = SQL("l.team_id = ANY(%s)", list(team_ids))
-        self.env.cr.execute(SQL(
-            "DELETE FROM sales_funnel_fact f USING crm_lead l WHERE f.lead_id = l.id AND %s",
-            of_teams,
-        ))
-        self._insert_rows(SQL("lead_id IN (SELECT l.id FROM crm_lead l WHERE %s)", of_teams),
-                          of_teams)
+        only = SQL("lead_id = ANY(%s)", list(lead_ids))
+        self.env.cr.execute(SQL("DELETE FROM sales_funnel_fact WHERE %s", only))
+        self._insert_rows(only, SQL("l.id = ANY(%s)", list(lead_ids)))
         self.invalidate_model()
 
     @api.model
-    def _refresh(self, lead_ids=None):
-        """Rewrite the funnel rows of ``lead_ids`` (all deals when ``None``)
-        from the deals, their stays and the stages, in two statements."""
-        if lead_ids is not None and not lead_ids:
-            return
+    def _refresh_all_bulk(self):
+        """Rewrite every funnel row at once, for install, upgrades and the command
+        line only: it empties the table and loads it without its foreign keys,
+        which locks the tables they point to (deals, stages, users...)."""
         self.env.flush_all()
-        only = SQL("TRUE") if lead_ids is None else SQL("lead_id = ANY(%s)", list(lead_ids))
-        only_lead = SQL("TRUE") if lead_ids is None else SQL("l.id = ANY(%s)", list(lead_ids))
-        if lead_ids is None:
-            with self._foreign_keys_checked_once():
-                self.env.cr.execute("TRUNCATE sales_funnel_fact")
-                self._insert_rows(only, only_lead)
-            # fresh statistics, or the planner misjudges the report's first queries
-            self.env.cr.execute("ANALYZE sales_funnel_fact")
-        else:
-            self.env.cr.execute(SQL("DELETE FROM sales_funnel_fact WHERE %s", only))
-            self._insert_rows(only, only_lead)
+        with self._foreign_keys_checked_once():
+            self.env.cr.execute("TRUNCATE sales_funnel_fact")
+            self._insert_rows(SQL("TRUE"), SQL("TRUE"))
+        # fresh statistics, or the planner misjudges the report's first queries
+        self.env.cr.execute("ANALYZE sales_funnel_fact")
         self.invalidate_model()
 
     @contextmanager
@@ -116,10 +117,12 @@ class SalesFunnelFact(models.Model):
         self.env.cr.execute(SQL(
             """
             WITH deal AS (
-                SELECT l.id, l.stage_id, l.active, l.team_id, l.user_id, l.company_id,
+                SELECT l.id, l.stage_id, l.team_id, l.user_id, l.company_id,
                        l.lost_reason_id, l.type, l.create_date, l.expected_revenue,
                        pos.sequence AS pos_sequence,
-                       l.active AND COALESCE(pos.is_won, FALSE) AS won
+                       -- unset booleans are stored NULL: they mean false
+                       COALESCE(l.active, FALSE) AS active,
+                       COALESCE(l.active AND pos.is_won, FALSE) AS won
                   FROM crm_lead l
                   JOIN crm_stage pos ON pos.id = l.stage_id
                  WHERE %(only_lead)s
@@ -135,7 +138,8 @@ class SalesFunnelFact(models.Model):
                  GROUP BY h.lead_id, h.stage_id
             ), reached AS (
                 -- a deal with a milestone passed its whole pipeline
-                SELECT deal.id AS lead_id, s.id AS stage_id, s.sequence, s.is_won
+                SELECT deal.id AS lead_id, s.id AS stage_id, s.sequence,
+                       COALESCE(s.is_won, FALSE) AS is_won
                   FROM deal
                   LEFT JOIN crm_team team ON team.id = deal.team_id
                   LEFT JOIN milestone m ON m.lead_id = deal.id
@@ -151,7 +155,7 @@ class SalesFunnelFact(models.Model):
                 -- else from the first order
                 SELECT lead_id, stage_id, sequence, is_won, TRUE AS reached FROM reached
                  UNION ALL
-                SELECT stay.lead_id, stay.stage_id, s.sequence, s.is_won, FALSE
+                SELECT stay.lead_id, stay.stage_id, s.sequence, COALESCE(s.is_won, FALSE), FALSE
                   FROM stay
                   JOIN crm_stage s ON s.id = stay.stage_id
                  WHERE NOT EXISTS (SELECT 1 FROM reached r
@@ -231,6 +235,7 @@ class SalesFunnelFact(models.Model):
                    r.date_in, r.visits
               FROM step_row r
               JOIN deal_state d ON d.id = r.lead_id
+            ON CONFLICT (lead_id, step_id) DO NOTHING
             """,
             only=only, only_lead=only_lead, milestones=self._milestones_sql(),
         ))

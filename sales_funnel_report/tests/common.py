@@ -104,3 +104,27 @@ class FunnelCase(TransactionCase):
             )
             for stay in history.sorted(lambda s: (s.date_in, s.id))
         ]
+
+    def run_funnel_jobs(self):
+        """Commit-time work, then the queued background jobs to their end, in this
+        transaction, as the scheduled action runs them batch by batch."""
+        self.env.cr.flush()
+        Job = self.env["sales.funnel.job"]
+        batches = 0
+        while Job._process_one_batch():
+            batches += 1
+        self.env.invalidate_all()
+        return batches
+
+    def funnel_rows(self, deals):
+        """The stored funnel rows of ``deals``, comparable between two runs."""
+        self.env.cr.flush()
+        facts = self.env["sales.funnel.fact"].sudo().search([("lead_id", "in", deals.ids)])
+        return sorted(
+            (
+                fact.lead_id.id, fact.step_id.id, fact.stage_sequence, fact.is_passed,
+                fact.is_lost, fact.is_open, fact.is_won, fact.skipped,
+                fact.duration_days and round(fact.duration_days, 6), fact.date_in,
+            )
+            for fact in facts
+        )

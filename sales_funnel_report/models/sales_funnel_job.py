@@ -1,0 +1,262 @@
+import logging
+import time
+
+from psycopg2 import errors
+
+from odoo import api, fields, models
+from odoo.tools import SQL
+
+_logger = logging.getLogger(__name__)
+
+# Deals per batch: one short transaction each, so that a user's save of a deal of
+# the batch waits at most that long (the batch locks its deals).
+BATCH_SIZE = 1000
+# Seconds of batches per call of the scheduled action: well under the cron's limits.
+CALL_BUDGET = 20.0
+# A batch that lost a race with users' writes is tried again this many times.
+RETRIES = 5
+
+
+class SalesFunnelJob(models.Model):
+    """Work on many deals, done in the background by a scheduled action.
+
+    Changing the pipeline (a stage's order, team or *Is Won Stage?*, a new or
+    deleted stage, a team's *Funnel of Own Stages Only*) changes the funnel
+    rows of many deals, and *Rebuild Stage History* replays the chatter of all
+    of them. Neither runs in the user's request: the change queues one job per
+    transaction, and the scheduled action *Sales Funnel: Update* works through
+    its deals in id order, ``BATCH_SIZE`` deals per transaction.
+
+    A batch locks its deals (``FOR NO KEY UPDATE SKIP LOCKED``), so a user
+    saving one of them waits for one batch at most, and the batch never waits
+    for users: a deal locked by a user's open transaction is tried again at the
+    end. A user's transaction that started before a batch and writes one of its
+    deals afterwards fails with a serialization error and is retried by Odoo on
+    fresh data: the batch never overwrites a deal's newer rows, and a user's
+    write never keeps stale ones. The job remembers the last deal it reached,
+    so a killed run resumes there.
+    """
+
+    _name = "sales.funnel.job"
+    _description = "Sales Funnel Background Job"
+    _order = "id"
+
+    kind = fields.Selection(
+        [("facts", "Update the funnel"), ("history", "Rebuild the stage history")],
+        required=True, readonly=True,
+    )
+    # Which deals: all of them, or those of these teams or in, through or with
+    # funnel rows on these stages.
+    all_deals = fields.Boolean(readonly=True)
+    team_ids = fields.Json(readonly=True)
+    stage_ids = fields.Json(readonly=True)
+    last_lead_id = fields.Integer(readonly=True, default=0)
+    # Deals that were locked by users when their batch came: done at the end.
+    retry_ids = fields.Json(readonly=True)
+    total = fields.Integer(readonly=True, help="Deals concerned, counted by the first batch.")
+    done = fields.Integer(readonly=True)
+    user_id = fields.Many2one("res.users", string="Requested By", readonly=True)
+
+    # --- queueing ----------------------------------------------------------------
+
+    @api.model
+    def _queue_facts(self, team_ids=(), stage_ids=(), all_deals=False):
+        """Queue the recompute of the funnel rows of the deals of ``team_ids``
+        and those in, through or with rows on ``stage_ids`` (every deal with
+        ``all_deals``). Everything queued in one transaction makes one job,
+        created before commit."""
+        pending = self._pending_scope()
+        pending["all_deals"] |= bool(all_deals)
+        pending["team_ids"].update(team_ids)
+        pending["stage_ids"].update(stage_ids)
+
+    @api.model
+    def _pending_scope(self):
+        data = self.env.cr.precommit.data
+        key = "sales_funnel_report.job_scope"
+        if key not in data:
+            data[key] = {"all_deals": False, "team_ids": set(), "stage_ids": set()}
+            self.env.cr.precommit.add(self._create_queued_job)
+        return data[key]
+
+    @api.model
+    def _create_queued_job(self):
+        scope = self.env.cr.precommit.data.pop("sales_funnel_report.job_scope", None)
+        if scope and (scope["all_deals"] or scope["team_ids"] or scope["stage_ids"]):
+            self._create_job("facts", scope)
+
+    @api.model
+    def _queue_rebuild(self):
+        """Queue a rebuild of every deal's stage history from the chatter."""
+        return self._create_job("history", {"all_deals": True})
+
+    @api.model
+    def _create_job(self, kind, scope):
+        job = self.sudo().create({
+            "kind": kind,
+            "all_deals": scope.get("all_deals", False),
+            "team_ids": sorted(scope.get("team_ids") or ()),
+            "stage_ids": sorted(scope.get("stage_ids") or ()),
+            "user_id": self.env.uid,
+        })
+        self.env.ref("sales_funnel_report.ir_cron_sales_funnel_jobs").sudo()._trigger()
+        return job
+
+    # --- progress ----------------------------------------------------------------
+
+    @api.model
+    def _progress(self):
+        """What is still being updated, for the funnel's notice: per kind of job,
+        the share done in percent (``None`` before the first batch counted it)."""
+        jobs = self.sudo().search([])
+        progress = {}
+        for kind in ("facts", "history"):
+            of_kind = jobs.filtered(lambda job, kind=kind: job.kind == kind)
+            if of_kind:
+                total = sum(of_kind.mapped("total"))
+                counted = all(job.total or job.done for job in of_kind)
+                progress[kind] = (
+                    min(99, int(100 * sum(of_kind.mapped("done")) / total))
+                    if counted and total else None
+                )
+        return progress
+
+    # --- processing --------------------------------------------------------------
+
+    @api.model
+    def _cron_process(self):
+        """Scheduled action: batches, each committed, for ``CALL_BUDGET`` seconds;
+        then it reports its progress, and Odoo calls it again at once while
+        work remains."""
+        started = time.monotonic()
+        batches = 0
+        while time.monotonic() - started < CALL_BUDGET:
+            if not self._process_one_batch_committed():
+                break
+            batches += 1
+        remaining = self.sudo().search_count([])
+        self.env["ir.cron"]._notify_progress(done=batches, remaining=remaining)
+
+    @api.model
+    def _process_one_batch_committed(self):
+        """One batch in its own transaction, tried again when it lost a race
+        with a user's transaction. False when no job is left."""
+        cr = self.env.cr
+        for attempt in range(RETRIES):
+            try:
+                more = self._process_one_batch()
+                cr.commit()  # pylint: disable=invalid-commit
+                return more
+            except (errors.SerializationFailure, errors.DeadlockDetected, errors.LockNotAvailable):
+                cr.rollback()
+                self.env.invalidate_all()
+                _logger.info("Funnel batch lost a race with users (try %s); again", attempt + 1)
+        return True
+
+    @api.model
+    def _process_one_batch(self):
+        """Work one batch of the oldest job; False when there is no job."""
+        job = self.sudo().search([], limit=1)
+        if not job:
+            return False
+        job._work_batch()
+        return True
+
+    def _work_batch(self):
+        self.ensure_one()
+        if self._superseded():
+            self._finish()
+            return
+        if not self.total and not self.done:
+            if self.kind == "history":
+                # what the rebuilt funnel rows rest on, as on install
+                self.env["sales.funnel.step"]._sync_with_stages()
+                self.env["sale.order"]._fill_funnel_confirmed_at()
+            self.total = self._count_deals()
+        candidates = self._next_deals()
+        retrying = not candidates
+        if retrying:
+            candidates = list(self.retry_ids or [])
+        if not candidates:
+            self._finish()
+            return
+        locked, skipped = self._lock_deals(candidates)
+        if locked:
+            if self.kind == "history":
+                self.env["crm.lead.stage.history"]._rebuild_from_tracking_for(locked)
+            else:
+                self.env["sales.funnel.fact"]._refresh(locked)
+        elif retrying:
+            # only deals users still hold are left: give them a moment
+            time.sleep(0.5)
+        values = {"done": self.done + len(locked)}
+        if retrying:
+            values["retry_ids"] = skipped
+        else:
+            values["last_lead_id"] = max(candidates)
+            values["retry_ids"] = sorted(set(self.retry_ids or []) | set(skipped))
+        self.write(values)
+        if not self.retry_ids and (retrying or len(candidates) < BATCH_SIZE):
+            self._finish()
+
+    def _superseded(self):
+        """A later job over every deal of the same kind redoes this one's work."""
+        return bool(self.search_count([
+            ("id", ">", self.id), ("kind", "=", self.kind), ("all_deals", "=", True),
+        ]))
+
+    def _finish(self):
+        if self.kind == "history" and self.user_id:
+            self._notify_rebuilt()
+        self.unlink()
+
+    def _notify_rebuilt(self):
+        self.env["bus.bus"]._sendone(self.user_id.partner_id, "simple_notification", {
+            "type": "success",
+            "title": self.env._("Stage history rebuilt"),
+            "message": self.env._(
+                "The stage history of %(count)s deals was rebuilt from their chatter, "
+                "and the funnel is up to date.", count=self.done,
+            ),
+            "sticky": True,
+        })
+
+    def _scope_sql(self):
+        if self.all_deals:
+            return SQL("TRUE")
+        stages = list(self.stage_ids or [])
+        return SQL(
+            """(l.team_id = ANY(%(teams)s) OR l.stage_id = ANY(%(stages)s)
+                OR EXISTS (SELECT 1 FROM sales_funnel_fact f
+                            WHERE f.lead_id = l.id AND f.stage_id = ANY(%(stages)s))
+                OR EXISTS (SELECT 1 FROM crm_lead_stage_history h
+                            WHERE h.lead_id = l.id AND h.stage_id = ANY(%(stages)s)))""",
+            teams=list(self.team_ids or []), stages=stages,
+        )
+
+    def _count_deals(self):
+        self.env.cr.execute(SQL("SELECT count(*) FROM crm_lead l WHERE %s", self._scope_sql()))
+        return self.env.cr.fetchone()[0]
+
+    def _next_deals(self):
+        self.env.cr.execute(SQL(
+            "SELECT l.id FROM crm_lead l WHERE l.id > %s AND %s ORDER BY l.id LIMIT %s",
+            self.last_lead_id, self._scope_sql(), BATCH_SIZE,
+        ))
+        return [lead_id for (lead_id,) in self.env.cr.fetchall()]
+
+    def _lock_deals(self, lead_ids):
+        """Lock the deals no user holds, and name those a user holds: they wait
+        for the end of the job. Deleted deals drop out."""
+        cr = self.env.cr
+        cr.execute(SQL(
+            """SELECT id FROM crm_lead WHERE id = ANY(%s) ORDER BY id
+               FOR NO KEY UPDATE SKIP LOCKED""",
+            lead_ids,
+        ))
+        locked = [lead_id for (lead_id,) in cr.fetchall()]
+        if len(locked) == len(lead_ids):
+            return locked, []
+        cr.execute(SQL("SELECT id FROM crm_lead WHERE id = ANY(%s)", lead_ids))
+        skipped = sorted({lead_id for (lead_id,) in cr.fetchall()} - set(locked))
+        return locked, skipped

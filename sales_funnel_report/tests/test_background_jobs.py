@@ -1,0 +1,217 @@
+from unittest.mock import patch
+
+from odoo.tests import HttpCase, new_test_user, tagged
+
+from ..models import sales_funnel_job
+from .common import FunnelCase, day
+
+
+@tagged("post_install", "-at_install")
+class TestPipelineChangesQueueJobs(FunnelCase):
+    """Changing the pipeline queues one background job; the job brings the funnel
+    rows of exactly the deals concerned in line with the new pipeline."""
+
+    def setUp(self):
+        super().setUp()
+        self.Job = self.env["sales.funnel.job"].sudo()
+        self.team2 = self.env["crm.team"].create({"name": "Second pipeline"})
+        self.stage_x = self.env["crm.stage"].create(
+            {"name": "X", "sequence": 1, "team_id": self.team2.id}
+        )
+        self.run_funnel_jobs()  # the stage just created queued its own job
+
+    def axis(self, deal):
+        return [
+            (step.name, state) for step, state in self.env["sales.funnel.report"]._read_group(
+                [("lead_id", "=", deal.id)], ["step_id", "state"], order="step_id",
+            )
+        ]
+
+    def test_saving_a_stage_unchanged_queues_nothing(self):
+        self.stage_b.with_user(self.manager).write(
+            {"sequence": self.stage_b.sequence, "is_won": False, "team_id": self.team.id}
+        )
+        self.stage_b.with_user(self.manager).write({"name": "B renamed"})
+        self.env.cr.flush()
+        self.assertEqual(self.Job.search_count([]), 0)
+
+    def test_resequencing_waits_for_the_job_then_is_exact(self):
+        deal = self.new_deal(day(0), stage=self.stage_c)
+        self.run_funnel_jobs()
+        self.assertEqual(self.axis(deal), [("A", "passed"), ("B", "passed"), ("C", "open")])
+        with self.at(day(1)):
+            self.stage_c.with_user(self.manager).write({"sequence": 0})
+        # the user's request only queued the work: the deal keeps its rows
+        self.assertEqual(self.Job.search_count([]), 1)
+        self.assertEqual(self.axis(deal), [("C", "open"), ("A", "passed"), ("B", "passed")])
+        self.assertEqual(self.run_funnel_jobs(), 1)
+        self.assertEqual(self.axis(deal), [("C", "open")])
+        self.assertEqual(self.Job.search_count([]), 0)
+
+    def test_resequencing_a_stage_reaches_other_teams_deals_in_it(self):
+        # Odoo keeps a deal's stage when its team changes: a deal of the second
+        # team sits in the first team's stage B.
+        deal = self.new_deal(day(0), stage=self.stage_b)
+        with self.at(day(1)):
+            deal.write({"team_id": self.team2.id})
+        self.run_funnel_jobs()
+        self.assertEqual(self.axis(deal), [("X", "passed"), ("B", "open")])
+        with self.at(day(2)):
+            self.stage_b.with_user(self.manager).write({"sequence": 0})
+        self.run_funnel_jobs()
+        self.assertEqual(self.axis(deal), [("B", "open")])
+        before = self.funnel_rows(deal)
+        self.env["sales.funnel.fact"]._refresh(deal.ids)
+        self.assertEqual(self.funnel_rows(deal), before)
+
+    def test_team_option_queues_its_deals(self):
+        self.env["crm.stage"].create({"name": "Shared", "sequence": 0})
+        deal = self.new_deal(day(0), stage=self.stage_b)
+        self.run_funnel_jobs()
+        self.assertEqual(self.axis(deal), [("Shared", "passed"), ("A", "passed"), ("B", "open")])
+        self.team.with_user(self.manager).write({"funnel_own_stages_only": True})
+        self.assertEqual(self.axis(deal), [("Shared", "passed"), ("A", "passed"), ("B", "open")])
+        self.run_funnel_jobs()
+        self.assertEqual(self.axis(deal), [("A", "passed"), ("B", "open")])
+        # the same value again: nothing to do
+        self.team.with_user(self.manager).write({"funnel_own_stages_only": True})
+        self.env.cr.flush()
+        self.assertEqual(self.Job.search_count([]), 0)
+
+    def test_a_job_stopped_between_batches_resumes_where_it_stopped(self):
+        deals = [self.new_deal(day(0), stage=self.stage_b, name=f"D{n}") for n in range(5)]
+        self.run_funnel_jobs()
+        with self.at(day(1)):
+            self.stage_b.with_user(self.manager).write({"sequence": 0})
+        self.env.cr.flush()
+        with patch.object(sales_funnel_job, "BATCH_SIZE", 2):
+            self.assertTrue(self.Job._process_one_batch())
+            job = self.Job.search([])
+            self.assertEqual((job.total, job.done, job.last_lead_id), (5, 2, deals[1].id))
+            self.assertEqual(self.Job._progress(), {"facts": 40})
+            self.assertEqual(self.axis(deals[1]), [("B", "open")])
+            # not reached yet: its rows are the old ones (on the new axis order)
+            self.assertEqual(self.axis(deals[2]), [("B", "open"), ("A", "passed")])
+            # the worker is killed here: the next run starts from the job's row
+            self.env.invalidate_all()
+            self.assertEqual(self.run_funnel_jobs(), 2)  # 2 deals, then the last one
+        for deal in deals:
+            self.assertEqual(self.axis(deal), [("B", "open")])
+        self.assertEqual(self.Job._progress(), {})
+
+    def test_a_later_job_over_every_deal_supersedes_earlier_ones(self):
+        with self.at(day(1)):
+            self.stage_b.with_user(self.manager).write({"sequence": 5})
+        with self.at(day(2)):
+            self.env["crm.stage"].with_user(self.manager).create({"name": "Shared", "sequence": 9})
+        self.env.cr.flush()
+        first, second = self.Job.search([])
+        self.assertEqual((first.all_deals, second.all_deals), (False, True))
+        self.Job._process_one_batch()
+        self.assertFalse(first.exists())
+        self.assertTrue(second.exists())
+
+
+@tagged("post_install", "-at_install")
+class TestStagesAfterWon(FunnelCase):
+    """Unset booleans are NULL in PostgreSQL (Odoo's own stages leave is_won so):
+    the funnel reads them as false, with stages after Won, two won stages and a
+    won stage moved first."""
+
+    def setUp(self):
+        super().setUp()
+        Stage = self.env["crm.stage"]
+        self.delivered = Stage.create({"name": "Delivered", "sequence": 80})
+        self.run_funnel_jobs()
+        self.env.flush_all()
+        self.env.cr.execute(
+            "UPDATE crm_stage SET is_won = NULL WHERE NOT is_won AND id = ANY(%s)",
+            [(self.stage_a | self.stage_b | self.stage_c | self.delivered).ids],
+        )
+        self.env.invalidate_all()
+
+    def axis(self, deal):
+        return [
+            (step.name, state) for step, state in self.env["sales.funnel.report"]._read_group(
+                [("lead_id", "=", deal.id)], ["step_id", "state"], order="step_id",
+            )
+        ]
+
+    def test_won_then_delivered_then_resequenced(self):
+        deal = self.new_deal(day(0))
+        with self.at(day(1)):
+            deal.action_set_won()
+        self.assertEqual(self.axis(deal), [
+            ("A", "passed"), ("B", "passed"), ("C", "passed"), ("Won", "won"),
+        ])
+        self.move(deal, self.delivered, day(2))
+        self.assertEqual(self.axis(deal), [
+            ("A", "passed"), ("B", "passed"), ("C", "passed"), ("Won", "passed"),
+            ("Delivered", "open"),
+        ])
+        with self.at(day(3)):
+            self.delivered.with_user(self.manager).write({"sequence": 5})
+        self.run_funnel_jobs()
+        self.assertEqual(self.axis(deal), [
+            ("A", "passed"), ("B", "passed"), ("C", "passed"), ("Delivered", "open"),
+        ])
+
+    def test_two_won_stages_count_the_deal_won_once_at_the_last(self):
+        won2 = self.env["crm.stage"].create(
+            {"name": "Won 2", "sequence": 20, "team_id": self.team.id, "is_won": True}
+        )
+        self.run_funnel_jobs()
+        deal = self.new_deal(day(0))
+        self.move(deal, won2, day(1))
+        rows = self.env["sales.funnel.report"].read_group(
+            [("lead_id", "=", deal.id)], ["won_count:sum", "lead_count:sum"], ["step_id"],
+            lazy=False,
+        )
+        self.assertEqual(
+            [(row["step_id"][1], row["lead_count"], row["won_count"]) for row in rows],
+            [("A", 1, 0), ("B", 1, 0), ("C", 1, 0), ("Won", 1, 0), ("Won 2", 1, 1)],
+        )
+
+    def test_won_stage_moved_first(self):
+        deal = self.new_deal(day(0), stage=self.stage_b)
+        with self.at(day(1)):
+            deal.action_set_won()
+        with self.at(day(2)):
+            self.stage_won.with_user(self.manager).write({"sequence": 0})
+        self.run_funnel_jobs()
+        self.assertEqual(self.axis(deal), [("Won", "won")])
+
+
+@tagged("post_install", "-at_install")
+class TestOneDragOneJob(HttpCase):
+    """Dragging a row of the stage list saves every stage of the list, one by one,
+    through /web/dataset/resequence: one request, one job."""
+
+    def test_drag_in_the_stage_list(self):
+        team = self.env["crm.team"].create({"name": "Drag team"})
+        stages = self.env["crm.stage"].create([
+            {"name": name, "sequence": seq, "team_id": team.id}
+            for seq, name in enumerate(["One", "Two", "Three", "Four"], start=1)
+        ])
+        self.env.cr.flush()
+        Job = self.env["sales.funnel.job"].sudo()
+        Job.search([]).unlink()
+        new_test_user(self.env, login="drag_manager", groups="sales_team.group_sale_manager")
+        self.authenticate("drag_manager", "drag_manager")
+        # "Four" dragged to the top: every stage of the list is saved again
+        order = [stages[3].id, *stages[:3].ids]
+        self.make_jsonrpc_request("/web/dataset/resequence", {
+            "model": "crm.stage", "ids": order, "offset": 1,
+        })
+        self.env.invalidate_all()
+        jobs = Job.search([])
+        self.assertEqual(len(jobs), 1)
+        self.assertEqual((jobs.all_deals, jobs.team_ids, sorted(jobs.stage_ids)),
+                         (False, [team.id], sorted(stages.ids)))
+        # the same order again changes nothing: no job
+        jobs.unlink()
+        self.make_jsonrpc_request("/web/dataset/resequence", {
+            "model": "crm.stage", "ids": order, "offset": 1,
+        })
+        self.env.invalidate_all()
+        self.assertEqual(Job.search_count([]), 0)
