@@ -108,6 +108,21 @@ class CrmLead(models.Model):
         ))
         return {deal_id for (deal_id,) in self.env.cr.fetchall()}
 
+    def _merge_dependences_history(self, opportunities):
+        # Odoo moves the merged deals' chatter onto this deal. Their stage tracking
+        # stays theirs: marked, the rebuild leaves it out, as live recording keeps
+        # this deal's own stays and deletes theirs with them.
+        self.env["mail.message"].flush_model(["model", "res_id"])
+        self.env.cr.execute(SQL(
+            """
+            UPDATE mail_message SET funnel_merged_from_id = res_id
+             WHERE model = 'crm.lead' AND res_id = ANY(%s) AND funnel_merged_from_id IS NULL
+            """,
+            opportunities.ids,
+        ))
+        self.env["mail.message"].invalidate_model(["funnel_merged_from_id"])
+        return super()._merge_dependences_history(opportunities)
+
     def action_set_lost(self, **additional_values):
         # The reason arrives in a second write, after the archive: let the archive through.
         leads = self

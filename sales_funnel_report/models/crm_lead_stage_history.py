@@ -8,7 +8,7 @@ _logger = logging.getLogger(__name__)
 # Order of the tracking rows written at the same time (in one transaction): only
 # the state they leave counts, as in live recording, but the running values are
 # carried in this order.
-PRIORITY = {"start": -1, "restore": 0, "stage": 1, "lost": 2, "reason": 3}
+PRIORITY = {"start": -1, "start_lost": -1, "restore": 0, "stage": 1, "lost": 2, "reason": 3}
 
 
 class CrmLeadStageHistory(models.Model):
@@ -85,6 +85,7 @@ class CrmLeadStageHistory(models.Model):
           the deal's loss reason;
         - an open stay whose deal now sits in another stage closes as
           ``forward`` or ``back``, by stage order (sequence, id) at this moment;
+          a deal whose stage was emptied keeps its stay until it gets a stage;
         - an active deal with a stage and no open stay gets a new open stay;
         - a later write of the loss reason on a lost deal lands on its last
           lost stay (the lost wizard archives first, then writes the reason).
@@ -105,8 +106,9 @@ class CrmLeadStageHistory(models.Model):
             """
             WITH lead AS (
                 -- time never goes back for a deal: a clock set back is clamped
-                SELECT l.id, l.stage_id, l.active, l.lost_reason_id, l.user_id, l.team_id,
-                       l.company_id,
+                -- an unset (NULL) active is archived, as Odoo's ('active', '=', True) reads it
+                SELECT l.id, l.stage_id, COALESCE(l.active, FALSE) AS active, l.lost_reason_id,
+                       l.user_id, l.team_id, l.company_id,
                        GREATEST(%(at)s, (
                            SELECT max(COALESCE(h.date_out, h.date_in))
                              FROM crm_lead_stage_history h
@@ -130,7 +132,9 @@ class CrmLeadStageHistory(models.Model):
                  WHERE h.lead_id = lead.id
                    AND h.date_out IS NULL
                    AND os.id = h.stage_id
-                   AND (NOT lead.active OR lead.stage_id IS DISTINCT FROM h.stage_id)
+                   -- a deal whose stage is emptied stays where it was, as the replay
+                   -- of the chatter reads it (a stage can be emptied only by code)
+                   AND (NOT lead.active OR lead.stage_id <> h.stage_id)
              RETURNING h.id, h.outcome
             ), reason AS (
                 UPDATE crm_lead_stage_history h
@@ -180,7 +184,33 @@ class CrmLeadStageHistory(models.Model):
 
     @api.model
     def _rebuild_from_tracking(self):
-        """Replace the whole stage history by one rebuilt from the chatter.
+        """Replace the whole stage history by one rebuilt from the chatter, and
+        every funnel row, in one transaction: for install, upgrades and the
+        command line (it rewrites the funnel table in bulk). Users rebuild with
+        *Rebuild Stage History*, in background batches (``sales.funnel.job``).
+
+        Funnel steps are synced with the stages first, and orders get their
+        first confirmation date when they have none, so that the funnel rows,
+        rewritten at the end, are whole. Returns the counts it logs.
+        """
+        self.env["sales.funnel.step"]._sync_with_stages()
+        self.env["sale.order"]._fill_funnel_confirmed_at()
+        counts = self._replay_tracking(None)
+        self.env["sales.funnel.fact"]._refresh_all_bulk()
+        _logger.info("Stage history rebuilt from tracking: %s", counts)
+        return counts
+
+    @api.model
+    def _rebuild_from_tracking_for(self, lead_ids):
+        """Rebuild the stays and funnel rows of ``lead_ids`` (a background batch)."""
+        counts = self._replay_tracking(lead_ids)
+        self.env["sales.funnel.fact"]._refresh(lead_ids)
+        return counts
+
+    @api.model
+    def _replay_tracking(self, lead_ids):
+        """Replace the stays of ``lead_ids`` (every deal when ``None``) by the
+        ones replayed from the chatter.
 
         Odoo tracks ``stage_id``, ``active`` and ``lost_reason_id`` of deals in
         ``mail_tracking_value``; replaying those rows gives the stays live
@@ -188,15 +218,23 @@ class CrmLeadStageHistory(models.Model):
 
         - tracking rows written at the same time come from one transaction and
           count as one change, to the state they leave, as live recording
-          records each transaction's outcome;
+          records each transaction's outcome; rows of two transactions stay two
+          changes even when a clock set back gives them one time (it is clamped
+          to the previous one, and the stay between them lasts no time, as live);
         - the first stay starts at the deal's ``create_date``, in the stage the
           first stage-tracking row moved it from (its current stage when it
           never moved);
+        - a deal created lost (archived, e.g. imported so) has no stay until it
+          is restored, as live: its first ``active`` change is a restore or,
+          untracked, it is archived and was not closed after its creation;
         - each stage-tracking row of an active deal closes the open stay
           (``forward``/``back`` by today's stage order) and opens the next;
         - ``active`` 1→0 closes the open stay as ``lost``, with the loss reason
           the deal had when it was restored or, if never, has now; 0→1 opens a
           new stay in the stage the deal is in;
+        - the chatter Odoo moves onto a deal from the deals merged into it is
+          not the deal's history: a merged deal keeps its own stays, live and
+          rebuilt (``mail_message.funnel_merged_from_id`` marks those messages);
         - what tracking does not say (imports, untracked writes) is taken from
           the deal as it is: a lost deal's open stay closes at ``date_closed``,
           an active deal in another stage than replayed moves there at
@@ -206,16 +244,15 @@ class CrmLeadStageHistory(models.Model):
         rows are read once, timestamps going back in time are clamped to the
         previous one, and stays in deleted stages are dropped, as live recording
         drops them. Salesperson and team of rebuilt stays are the deal's current
-        ones. Set-based SQL in one transaction; returns the counts it logs.
-
-        Funnel steps are synced with the stages first, and orders get their
-        first confirmation date when they have none, so that the funnel rows,
-        rewritten at the end, are whole.
+        ones. Set-based SQL; returns what it counted.
         """
+        if lead_ids is not None and not lead_ids:
+            return {}
         cr = self.env.cr
-        self.env["sales.funnel.step"]._sync_with_stages()
-        self.env["sale.order"]._fill_funnel_confirmed_at()
         self.env.flush_all()
+        of_leads = (lambda column: SQL("TRUE")) if lead_ids is None else (
+            lambda column: SQL("%s = ANY(%s)", column, list(lead_ids))
+        )
         field_ids = {
             field.name: field.id
             for field in self.env["ir.model.fields"].sudo().search([
@@ -251,11 +288,13 @@ class CrmLeadStageHistory(models.Model):
               JOIN crm_lead l ON l.id = m.res_id
              WHERE m.model = 'crm.lead'
                AND v.field_id IN (%(stage)s, %(reason)s, %(active)s)
+               AND m.funnel_merged_from_id IS NULL
+               AND %(only)s
              ORDER BY m.res_id, v.field_id, v.create_date,
                       v.old_value_integer, v.new_value_integer, v.id
             """,
             stage=field_ids["stage_id"], reason=field_ids["lost_reason_id"],
-            active=field_ids["active"],
+            active=field_ids["active"], only=of_leads(SQL("m.res_id")),
         ))
         cr.execute(SQL(
             """
@@ -264,8 +303,9 @@ class CrmLeadStageHistory(models.Model):
               JOIN mail_message m ON m.id = v.mail_message_id
               LEFT JOIN crm_lead l ON l.id = m.res_id
              WHERE m.model = 'crm.lead' AND v.field_id IN %s
+               AND m.funnel_merged_from_id IS NULL AND %s
             """,
-            tuple(field_ids.values()),
+            tuple(field_ids.values()), of_leads(SQL("m.res_id")),
         ))
         counts["tracking_of_deleted_deals"], all_rows = cr.fetchone()
         counts["duplicated_tracking_rows"] = (
@@ -281,12 +321,23 @@ class CrmLeadStageHistory(models.Model):
                   FROM sales_funnel_tracking
                  WHERE kind = 'stage'
                  ORDER BY lead_id, tid
+            ), first_active AS (
+                SELECT DISTINCT ON (lead_id) lead_id, kind
+                  FROM sales_funnel_tracking
+                 WHERE kind IN ('lost', 'restore')
+                 ORDER BY lead_id, tid
             ), raw AS (
-                SELECT l.id AS lead_id, 0 AS tid, l.create_date AS t, 'start' AS kind,
+                SELECT l.id AS lead_id, 0 AS tid, l.create_date AS t,
+                       CASE WHEN fa.kind = 'restore'
+                              OR (fa.lead_id IS NULL AND NOT COALESCE(l.active, FALSE)
+                                  AND (l.date_closed IS NULL OR l.date_closed <= l.create_date))
+                            THEN 'start_lost' ELSE 'start' END AS kind,
                        CASE WHEN fm.lead_id IS NULL THEN l.stage_id ELSE fm.old_value END
                            AS new_value
                   FROM crm_lead l
                   LEFT JOIN first_move fm ON fm.lead_id = l.id
+                  LEFT JOIN first_active fa ON fa.lead_id = l.id
+                 WHERE %(only)s
                  UNION ALL
                 SELECT lead_id, tid, t, kind, new_value FROM sales_funnel_tracking
             ), clamped AS (
@@ -294,13 +345,16 @@ class CrmLeadStageHistory(models.Model):
                        max(t) OVER (PARTITION BY lead_id ORDER BY tid) AS t
                   FROM raw
             )
+            -- tx: the transaction, as rows written at one time; its first row orders it
             SELECT lead_id, tid, kind, new_value, t, t <> tracked_t AS clamped,
+                   min(tid) OVER (PARTITION BY lead_id, tracked_t) AS tx,
                    CASE kind %(priority)s END AS prio
               FROM clamped
             """,
             priority=SQL(" ").join(
                 SQL("WHEN %s THEN %s", kind, prio) for kind, prio in PRIORITY.items()
             ),
+            only=of_leads(SQL("l.id")),
         ))
         cr.execute("SELECT count(*) FROM sales_funnel_event WHERE clamped")
         counts["clamped_timestamps"] = cr.fetchone()[0]
@@ -310,47 +364,48 @@ class CrmLeadStageHistory(models.Model):
             CREATE TEMP TABLE sales_funnel_stay ON COMMIT DROP AS
             WITH state AS (
                 SELECT e.*,
-                       count(CASE WHEN kind IN ('start', 'stage') THEN new_value END)
+                       count(CASE WHEN kind IN ('start', 'start_lost', 'stage') THEN new_value END)
                            OVER w AS stage_grp,
-                       count(CASE WHEN kind IN ('start', 'lost', 'restore') THEN 1 END)
+                       count(CASE WHEN kind IN ('start', 'start_lost', 'lost', 'restore')
+                                  THEN 1 END)
                            OVER w AS active_grp,
                        count(CASE WHEN kind = 'reason' THEN 1 END) OVER w AS reason_grp,
-                       row_number() OVER (PARTITION BY lead_id, t ORDER BY prio DESC, tid DESC)
-                           AS last_at_t
+                       row_number() OVER (PARTITION BY lead_id, tx ORDER BY prio DESC, tid DESC)
+                           AS last_of_tx
                   FROM sales_funnel_event e
-                WINDOW w AS (PARTITION BY lead_id ORDER BY t, prio, tid)
+                WINDOW w AS (PARTITION BY lead_id ORDER BY t, tx, prio, tid)
             ), carried AS (
                 SELECT s.*,
-                       max(CASE WHEN kind IN ('start', 'stage') THEN new_value END)
+                       max(CASE WHEN kind IN ('start', 'start_lost', 'stage') THEN new_value END)
                            OVER (PARTITION BY lead_id, stage_grp) AS cur_stage,
                        bool_or(CASE WHEN kind IN ('start', 'restore') THEN TRUE
-                                    WHEN kind = 'lost' THEN FALSE END)
+                                    WHEN kind IN ('lost', 'start_lost') THEN FALSE END)
                            OVER (PARTITION BY lead_id, active_grp) AS active_after,
                        max(CASE WHEN kind = 'reason' THEN new_value END)
                            OVER (PARTITION BY lead_id, reason_grp) AS reason_now
                   FROM state s
             ), snapshot AS (
                 -- the deal as one transaction (one tracking time) left it
-                SELECT c.lead_id, c.t, c.cur_stage, c.active_after, c.reason_now,
+                SELECT c.lead_id, c.t, c.tx, c.cur_stage, c.active_after, c.reason_now,
                        lag(c.active_after) OVER w AS active_before,
                        lag(c.cur_stage) OVER w AS prev_stage
                   FROM carried c
-                 WHERE c.last_at_t = 1
-                WINDOW w AS (PARTITION BY lead_id ORDER BY t)
+                 WHERE c.last_of_tx = 1
+                WINDOW w AS (PARTITION BY lead_id ORDER BY t, tx)
             ), epoch AS (
                 SELECT sn.*,
                        count(CASE WHEN active_after AND active_before IS FALSE THEN 1 END)
-                           OVER (PARTITION BY lead_id ORDER BY t) AS epoch
+                           OVER (PARTITION BY lead_id ORDER BY t, tx) AS epoch
                   FROM snapshot sn
             ), stepped AS (
                 SELECT ep.*,
                        last_value(reason_now) OVER (
-                           PARTITION BY lead_id, epoch ORDER BY t
+                           PARTITION BY lead_id, epoch ORDER BY t, tx
                            ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
                        ) AS epoch_reason
                   FROM epoch ep
             ), boundary AS (
-                SELECT lead_id, t, cur_stage, epoch_reason,
+                SELECT lead_id, t, tx, cur_stage, epoch_reason,
                        CASE WHEN active_after THEN 'open' ELSE 'lost' END AS kind
                   FROM stepped
                  WHERE (active_after AND cur_stage IS NOT NULL
@@ -363,14 +418,14 @@ class CrmLeadStageHistory(models.Model):
                        lead(cur_stage) OVER w AS next_stage,
                        lead(epoch_reason) OVER w AS next_reason
                   FROM boundary b
-                WINDOW w AS (PARTITION BY lead_id ORDER BY t)
+                WINDOW w AS (PARTITION BY lead_id ORDER BY t, tx)
             )
             SELECT lead_id, cur_stage, t, t_out, next_kind, next_stage, next_reason
               FROM stay
              WHERE kind = 'open'
             """
         ))
-        cr.execute("DELETE FROM crm_lead_stage_history")
+        cr.execute(SQL("DELETE FROM crm_lead_stage_history WHERE %s", of_leads(SQL("lead_id"))))
         counts["stays_replaced"] = cr.rowcount
         run("stays_rebuilt", SQL(
             """
@@ -395,23 +450,21 @@ class CrmLeadStageHistory(models.Model):
             uid=self.env.uid, now=self.env.cr.now(),
         ))
         counts["stays_in_deleted_stages"] = counts["stays_replayed"] - counts["stays_rebuilt"]
-        counts.update(self._reconcile_with_deals())
+        counts.update(self._reconcile_with_deals(lead_ids))
         cr.execute(
             "DROP TABLE IF EXISTS sales_funnel_tracking, sales_funnel_event, sales_funnel_stay"
         )
         self.invalidate_model()
-        self.env["sales.funnel.fact"]._refresh()
-        _logger.info("Stage history rebuilt from tracking: %s", counts)
         return counts
 
     @api.model
-    def _reconcile_with_deals(self):
+    def _reconcile_with_deals(self, lead_ids):
         """Make rebuilt stays agree with what the deals are now, for changes
         tracking did not see, by the rules of live recording, timed by the deal:
         a loss at ``date_closed``, a move at ``date_last_stage_update``. Returns
         how many stays each rule touched."""
-        counts = self._record(None, at=SQL(
-            """CASE WHEN NOT l.active THEN COALESCE(l.date_closed, l.write_date)
+        counts = self._record(lead_ids, at=SQL(
+            """CASE WHEN NOT COALESCE(l.active, FALSE) THEN COALESCE(l.date_closed, l.write_date)
                     ELSE COALESCE(l.date_last_stage_update, l.create_date) END"""
         ))
         return {

@@ -1,4 +1,5 @@
-from odoo import _, fields, models
+from odoo import fields, models
+from odoo.exceptions import AccessError
 
 
 class ResConfigSettings(models.TransientModel):
@@ -20,18 +21,21 @@ class ResConfigSettings(models.TransientModel):
     )
 
     def action_rebuild_stage_history(self):
-        counts = self.env["crm.lead.stage.history"]._rebuild_from_tracking()
+        """Queue the rebuild of every deal's stage history from the chatter; it runs
+        in the background, in batches, and tells the administrator when it ends."""
+        if not self.env.user.has_group("base.group_system"):
+            raise AccessError(self.env._("Only administrators can rebuild the stage history."))
+        self.env["sales.funnel.job"]._queue_rebuild()
         return {
             "type": "ir.actions.client",
             "tag": "display_notification",
             "params": {
-                "type": "success",
-                "title": _("Stage history rebuilt"),
-                "message": _(
-                    "%(stays)s stays rebuilt from the chatter of the deals; "
-                    "%(replaced)s stays replaced.",
-                    stays=counts["stays_rebuilt"] + counts["untracked_stays_opened"],
-                    replaced=counts["stays_replaced"],
+                "type": "info",
+                "title": self.env._("Rebuilding the stage history"),
+                "message": self.env._(
+                    "The stage history of every deal is being rebuilt from the chatter, "
+                    "in the background, while everyone keeps working. The funnel shows "
+                    "its progress; you will be notified when it is done."
                 ),
                 "sticky": False,
             },

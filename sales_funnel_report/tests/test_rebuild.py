@@ -1,4 +1,5 @@
 import random
+from datetime import timedelta
 from functools import partial
 from unittest.mock import patch
 
@@ -14,9 +15,10 @@ class TestRebuildFromTracking(FunnelCase):
     def step(self, when, action):
         # Tracking is written when the transaction commits; do it now, at that time.
         with self.at(when):
-            action()
+            result = action()
             self.env.flush_all()
             self.env.cr.precommit.run()
+        return result
 
     def tracked_deal(self, when, name):
         deal = self.new_deal(when, name=name)
@@ -86,6 +88,103 @@ class TestRebuildFromTracking(FunnelCase):
         self.rebuild()
         self.assertEqual(self.all_stays(deals), live)
 
+    def test_random_walk_with_merges_imports_and_clock_changes(self):
+        """Merges, deals imported lost and a clock set back give the same history
+        live and rebuilt."""
+        rng = random.Random(20261130)
+        stages = self.stage_a | self.stage_b | self.stage_c | self.stage_won
+        deals = self.env["crm.lead"]
+        for index in range(10):
+            deals |= self.tracked_deal(day(index, hours=index), f"walk {index}")
+        merged = imported = clock_back = 0
+        when = day(12)
+        for tick in range(1, 160):
+            when += timedelta(hours=rng.randrange(1, 30), microseconds=rng.randrange(10**6))
+            choice = rng.random()
+            if choice < 0.06:
+                # an administrator's clock set back two hours for this transaction
+                at, clock_back = when - timedelta(hours=2), clock_back + 1
+            else:
+                at = when
+            deal = deals[rng.randrange(len(deals))]
+            if choice < 0.12 and len(deals.filtered("active")) > 3:
+                pair = deals.filtered("active")[rng.randrange(3):][:2]
+                self.step(at, pair.merge_opportunity)
+                deals = deals.exists()
+                merged += 1
+            elif choice < 0.18:
+                stage = stages[rng.randrange(len(stages))]
+
+                def load(tick=tick, stage=stage):
+                    result = self.env["crm.lead"].load(
+                        ["name", "type", "team_id/.id", "stage_id/.id", "active",
+                         "lost_reason_id/.id"],
+                        [[f"imported lost {tick}", "opportunity", str(self.team.id),
+                          str(stage.id), "False", str(self.reason_price.id)]],
+                    )
+                    self.assertFalse(result["messages"])
+                    return result["ids"]
+                deals |= self.env["crm.lead"].browse(self.step(at, load))
+                imported += 1
+            elif not deal.active:
+                self.step(at, deal.action_unarchive if choice < 0.6 else deal.action_set_won)
+            elif choice < 0.65:
+                self.step(at, partial(
+                    deal.write, {"stage_id": stages[rng.randrange(len(stages))].id}
+                ))
+            elif choice < 0.85:
+                self.step(at, self.env["crm.lead.lost"].create({
+                    "lead_ids": [(6, 0, deal.ids)], "lost_reason_id": self.reason_price.id,
+                }).action_lost_reason_apply)
+            else:
+                self.step(at, deal.action_set_won)
+        self.assertEqual((merged, imported, clock_back), (20, 15, 14))
+        live = self.all_stays(deals)
+        funnel_live = self.funnel(deals)
+        self.rebuild()
+        self.assertEqual(self.all_stays(deals), live)
+        self.assertEqual(self.funnel(deals), funnel_live)
+
+    def test_a_deal_imported_lost_has_no_stay_live_nor_rebuilt(self):
+        def load():
+            return self.env["crm.lead"].load(
+                ["name", "type", "team_id/.id", "stage_id/.id", "active"],
+                [["imported lost", "opportunity", str(self.team.id), str(self.stage_b.id),
+                  "False"]],
+            )["ids"]
+        deal = self.env["crm.lead"].browse(self.step(day(0), load))
+        self.assertEqual(self.stays(deal), [])
+        self.rebuild()
+        self.assertEqual(self.stays(deal), [])
+        # restored, it enters its stage then, live and rebuilt alike
+        self.step(day(2), deal.action_unarchive)
+        self.assertEqual(self.stays(deal), [("B", day(2), None, None, "open", None)])
+        self.rebuild()
+        self.assertEqual(self.stays(deal), [("B", day(2), None, None, "open", None)])
+
+    def test_a_merged_deal_keeps_its_own_stays(self):
+        master = self.tracked_deal(day(0), "master")
+        self.step(day(1), lambda: master.write({"stage_id": self.stage_b.id}))
+        other = self.tracked_deal(day(0, hours=1), "merged away")
+        self.step(day(2), lambda: other.write({"stage_id": self.stage_c.id}))
+        self.step(day(3), lambda: other.write({"stage_id": self.stage_b.id}))
+        master.probability = other.probability = 50  # the older deal stays the master
+        self.step(day(4), (master | other).merge_opportunity)
+        self.assertFalse(other.exists())
+        expected = [
+            ("A", day(0), day(1), 1.0, "forward", None),
+            ("B", day(1), None, None, "open", None),
+        ]
+        self.assertEqual(self.stays(master), expected)
+        tracked = self.env["mail.tracking.value"].sudo().search_count([
+            ("mail_message_id.model", "=", "crm.lead"),
+            ("mail_message_id.res_id", "=", master.id),
+            ("field_id.name", "=", "stage_id"),
+        ])
+        self.assertEqual(tracked, 3, "Odoo moved the merged deal's tracking here")
+        self.rebuild()
+        self.assertEqual(self.stays(master), expected)
+
     def test_deals_without_tracking(self):
         Lead = self.env["crm.lead"].with_context(tracking_disable=True)
         with self.at(day(0)):
@@ -140,10 +239,11 @@ class TestRebuildFromTracking(FunnelCase):
         self.assertEqual(counts["tracking_of_deleted_deals"], 1)
         self.assertEqual(counts["duplicated_tracking_rows"], 1)
         self.assertEqual(counts["clamped_timestamps"], 1)
-        # Clamped to the first move's time, the second one reads as the same
-        # transaction: the deal went from A to C then.
+        # Clamped to the first move's time, the second move stays a transaction of
+        # its own, as live recording saw it: a stay in B that lasted no time.
         self.assertEqual(self.stays(deal), [
             ("A", day(0), day(1), 1.0, "forward", None),
+            ("B", day(1), day(1), 0.0, "forward", None),
             ("C", day(1), None, None, "open", None),
         ])
 
