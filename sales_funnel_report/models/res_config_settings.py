@@ -1,4 +1,5 @@
 from odoo import _, fields, models
+from odoo.exceptions import AccessError
 
 
 class ResConfigSettings(models.TransientModel):
@@ -20,6 +21,12 @@ class ResConfigSettings(models.TransientModel):
     )
 
     def action_rebuild_stage_history(self):
+        # Callable over RPC by any user on an empty recordset, so the button's
+        # group in the view protects nothing: it replaces every company's stays.
+        if not self.env.is_system():
+            raise AccessError(self.env._(
+                "Only administrators (Settings access) can rebuild the stage history."
+            ))
         counts = self.env["crm.lead.stage.history"]._rebuild_from_tracking()
         return {
             "type": "ir.actions.client",
