@@ -73,17 +73,33 @@ class SalesFunnelStep(models.Model):
 
     def write(self, vals):
         # fulfilment steps keep their order (the funnel's rules rely on it); pipeline
-        # steps are written by their stage only
+        # steps are written by their stage only. Whoever may not write steps at all
+        # hears that first, not the rule.
+        self.check_access("write")
         if any(
             self._field_changes(step, fname, value) and (fname != "name" or step.stage_id)
             for step in self for fname, value in vals.items()
         ):
-            raise UserError(_(
-                "Funnel steps follow the CRM stages, then Order, Invoiced and Paid: "
-                "only the name of a fulfilment step can be changed here. "
-                "Rename or reorder the stages in the CRM configuration."
-            ))
+            self._raise_follows_stages()
         return super().write(vals)
+
+    def _update_field_translations(self, field_name, translations, digest=None, source_lang=None):
+        # The translation dialog writes the names in SQL, past ``write``: a pipeline
+        # step's name, in every language, is its stage's (see _sync_with_stages).
+        self.check_access("write")
+        if self.stage_id:
+            self._raise_follows_stages()
+        return super()._update_field_translations(
+            field_name, translations, digest=digest, source_lang=source_lang
+        )
+
+    @api.model
+    def _raise_follows_stages(self):
+        raise UserError(_(
+            "Funnel steps follow the CRM stages, then Order, Invoiced and Paid: "
+            "only the name of a fulfilment step can be changed here. "
+            "Rename or reorder the stages in the CRM configuration."
+        ))
 
     @staticmethod
     def _field_changes(step, fname, value):

@@ -1,4 +1,5 @@
 from odoo import api, fields, models
+from odoo.models import parse_read_group_spec
 from odoo.tools import SQL, Query
 
 from ..models.sales_funnel_step import FULFILMENT_CODES
@@ -244,15 +245,44 @@ class SalesFunnelReport(models.Model):
 
     def _condition_to_sql(self, alias, fname, operator, value, query):
         values = FLAG_VALUES.get(fname)
-        if values is None or operator not in ("=", "!=", "in", "not in"):
+        if (
+            values is None
+            or operator not in ("=", "!=", "in", "not in")
+            or isinstance(value, (SQL, Query))
+            # core refuses a scalar for "in" (ValueError) and reads a boolean as a
+            # NULL test: its answer, on the spelled-out column
+            or (operator in ("in", "not in") and not isinstance(value, (list, tuple)))
+        ):
             return super()._condition_to_sql(alias, fname, operator, value, query)
-        wanted = [value] if operator in ("=", "!=") else list(value)
-        conditions = [flags_sql(alias, values[v]) for v in wanted if v in values]
+        # Matched as core matches a stored selection: each value as the text it
+        # compares to the column (False and None are NULL, which a flag never is),
+        # so a value of the wrong type finds nothing instead of failing.
+        field = self._fields[fname]
+        wanted = {
+            field.convert_to_column(v, self, validate=False)
+            for v in (value if operator in ("in", "not in") else [value])
+        }
+        conditions = [flags_sql(alias, flags) for v, flags in values.items() if v in wanted]
         condition = SQL("(%s)", SQL(" OR ").join(conditions)) if conditions else SQL("FALSE")
         return SQL("NOT %s", condition) if operator in ("!=", "not in") else condition
 
     def _read_group_select(self, aggregate_spec, query):
-        fname = aggregate_spec.split(":")[0]
+        if aggregate_spec != "__count":
+            # core's parser: a malformed spec raises core's ValueError
+            fname, property_name, func = parse_read_group_spec(aggregate_spec)
+            field = self._fields.get(fname)
+            # The counts, rates and median are what a measure means under its own
+            # aggregator (the pivot's); any other function reads the view's column,
+            # as core does, and core refuses unknown ones.
+            if field is not None and not property_name and func == field.aggregator:
+                measure = self._measure_sql(fname, query)
+                if measure is not None:
+                    return measure
+        return super()._read_group_select(aggregate_spec, query)
+
+    def _measure_sql(self, fname, query):
+        """The aggregate of ``fname`` over the group's rows under its declared
+        aggregator, when it is not the plain one of its column."""
         if fname == "lead_count":
             return SQL("COUNT(*)")
         counted = self._counted()
@@ -269,7 +299,7 @@ class SalesFunnelReport(models.Model):
                 "sales_funnel_median(ARRAY_AGG(%s) FILTER (WHERE %s IS NOT NULL))",
                 duration, duration,
             )
-        return super()._read_group_select(aggregate_spec, query)
+        return None
 
     def _order_field_to_sql(self, alias, field_name, direction, nulls, query):
         # Steps and stages in pipeline order (sequence, id), like the counting rules,

@@ -1,3 +1,5 @@
+from . import test_access_http
+from . import test_bad_input
 from . import test_concurrency
 from . import test_demo
 from . import test_fulfilment
