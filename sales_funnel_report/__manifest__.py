@@ -23,6 +23,9 @@
         "demo/sales_funnel_demo.xml",
     ],
     "assets": {
+        "web.assets_backend": [
+            "sales_funnel_report/static/src/views/*",
+        ],
         "web.assets_tests": [
             "sales_funnel_report/static/tests/tours/*.js",
         ],

@@ -1,3 +1,5 @@
+import pytz
+
 from odoo import api, fields, models
 from odoo.models import parse_read_group_spec
 from odoo.tools import SQL, Query
@@ -227,7 +229,7 @@ class SalesFunnelReport(models.Model):
                    lead.medium_id, lead.campaign_id,
                    %(type)s AS type, %(state)s AS state, %(deal_state)s AS deal_state,
                    f.skipped, f.create_date,
-                   f.date_in, f.visit_count, f.expected_revenue, f.duration_days,
+                   %(date_in)s AS date_in, f.visit_count, f.expected_revenue, f.duration_days,
                    f.duration_days AS duration_median_days,
                    f.is_passed, f.is_lost, f.is_open, f.is_won, f.is_deal_won,
                    f.is_deal_paid, f.is_deal_lost, f.is_lead,
@@ -238,9 +240,25 @@ class SalesFunnelReport(models.Model):
               LEFT JOIN crm_lead lead ON lead.id = f.lead_id
             """,
             type=spelled("type"), state=spelled("state"), deal_state=spelled("deal_state"),
+            date_in=self._date_in_sql(),
             measures=SQL(", ").join(
                 measure(fname, flags) for fname, flags in self._counted().items()
             ),
+        )
+
+    def _date_in_sql(self):
+        """Invoiced and Paid are dated by accounting dates, stored as midnight: a
+        day, not an instant. Given as the reader's midnight of that day, they
+        fall on their own day in the reader's time zone, as the web client
+        groups and filters datetimes, whatever the zone."""
+        tz = self.env.context.get("tz")
+        if tz not in pytz.all_timezones_set:
+            return SQL("f.date_in")
+        return SQL(
+            """CASE WHEN step.code IN ('invoiced', 'paid')
+                    THEN timezone('UTC', timezone(%s, f.date_in))
+                    ELSE f.date_in END""",
+            tz,
         )
 
     def _condition_to_sql(self, alias, fname, operator, value, query):
@@ -347,6 +365,29 @@ class SalesFunnelReport(models.Model):
                 SQL("DESC") if descending != reverse else SQL("ASC"), nulls,
             ))
         return SQL(", ").join(terms)
+
+    @api.model
+    @api.readonly
+    def get_update_notice(self):
+        """The notice the funnel's views show while a background job updates it
+        (``False`` when none runs): readers see the numbers are moving."""
+        self.check_access("read")
+        progress = self.env["sales.funnel.job"]._progress()
+        if "history" in progress:
+            done = progress["history"]
+            return (
+                self.env._("Rebuilding the stage history from the chatter: %(done)s %%", done=done)
+                if done is not None else
+                self.env._("Rebuilding the stage history from the chatter...")
+            )
+        if "facts" in progress:
+            done = progress["facts"]
+            return (
+                self.env._("Updating the funnel after a pipeline change: %(done)s %%", done=done)
+                if done is not None else
+                self.env._("Updating the funnel after a pipeline change...")
+            )
+        return False
 
     def action_open_lead(self):
         self.ensure_one()

@@ -1,5 +1,6 @@
 from unittest.mock import patch
 
+from odoo.exceptions import AccessError
 from odoo.tests import HttpCase, new_test_user, tagged
 
 from ..models import sales_funnel_job
@@ -98,6 +99,30 @@ class TestPipelineChangesQueueJobs(FunnelCase):
         for deal in deals:
             self.assertEqual(self.axis(deal), [("B", "open")])
         self.assertEqual(self.Job._progress(), {})
+
+    def test_the_funnel_says_it_is_being_updated(self):
+        for n in range(5):
+            self.new_deal(day(0), stage=self.stage_b, name=f"D{n}")
+        self.run_funnel_jobs()
+        Report = self.env["sales.funnel.report"].with_user(self.salesman)
+        self.assertFalse(Report.get_update_notice())
+        with self.at(day(1)):
+            self.stage_b.with_user(self.manager).write({"sequence": 0})
+        self.env.cr.flush()
+        self.assertEqual(Report.get_update_notice(),
+                         "Updating the funnel after a pipeline change...")
+        with patch.object(sales_funnel_job, "BATCH_SIZE", 2):
+            self.Job._process_one_batch()
+        self.assertEqual(Report.get_update_notice(),
+                         "Updating the funnel after a pipeline change: 40 %")
+        self.run_funnel_jobs()
+        self.assertFalse(Report.get_update_notice())
+        self.env["sales.funnel.job"]._queue_rebuild()
+        self.assertEqual(Report.get_update_notice(),
+                         "Rebuilding the stage history from the chatter...")
+        portal = new_test_user(self.env, login="funnel_portal", groups="base.group_portal")
+        with self.assertRaises(AccessError):
+            self.env["sales.funnel.report"].with_user(portal).get_update_notice()
 
     def test_a_later_job_over_every_deal_supersedes_earlier_ones(self):
         with self.at(day(1)):
