@@ -23,7 +23,8 @@
         "demo/sales_funnel_demo.xml",
     ],
     "assets": {
-        "web.assets_backend": [
+        # graph and pivot are lazy-loaded views in Odoo 18: so are their funnel versions
+        "web.assets_backend_lazy": [
             "sales_funnel_report/static/src/views/*",
         ],
         "web.assets_tests": [

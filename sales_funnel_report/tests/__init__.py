@@ -1,6 +1,8 @@
 from . import test_access_http
+from . import test_background_jobs
 from . import test_bad_input
 from . import test_concurrency
+from . import test_concurrent_jobs
 from . import test_demo
 from . import test_fulfilment
 from . import test_fulfilment_funnel
@@ -11,3 +13,4 @@ from . import test_readonly
 from . import test_rebuild
 from . import test_russian
 from . import test_stage_history
+from . import test_time_zones

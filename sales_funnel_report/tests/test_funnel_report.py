@@ -163,6 +163,7 @@ class TestFunnelReport(FunnelCase):
             self.d4.action_unarchive()
         self.stage_c.sequence = 2
         self.stage_b.sequence = 3
+        self.run_funnel_jobs()
         rows = {
             (r.lead_id.name, r.stage_id.name): (r.state, r.skipped)
             for r in self.Report.search([("lead_id", "in", (self.d2 | self.d4).ids)])

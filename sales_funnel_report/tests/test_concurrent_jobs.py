@@ -1,0 +1,192 @@
+import threading
+import time
+from contextlib import closing
+
+from psycopg2.errors import SerializationFailure
+
+from odoo import SUPERUSER_ID, api, sql_db
+from odoo.tests import TransactionCase, tagged
+from odoo.tools import mute_logger
+
+
+@tagged("post_install", "-at_install")
+class TestJobsRaceUsers(TransactionCase):
+    """Background batches and users' saves on real concurrent connections. The
+    test transaction cannot show other connections its data: the scenario is
+    committed on connections of its own and deleted at the end."""
+
+    def connection(self):
+        return closing(sql_db.db_connect(self.env.cr.dbname).cursor())
+
+    def env_of(self, cr):
+        return api.Environment(cr, SUPERUSER_ID, {"tracking_disable": True})
+
+    def setUp(self):
+        super().setUp()
+        with self.connection() as cr:
+            env = self.env_of(cr)
+            cr.execute("DELETE FROM sales_funnel_job")
+            # its own stages only: the stages shared by all teams stay out of its funnel
+            self.team_id = env["crm.team"].create(
+                {"name": "Race team", "funnel_own_stages_only": True}
+            ).id
+            self.stage_ids = env["crm.stage"].create([
+                {"name": f"Race {n}", "sequence": n, "team_id": self.team_id}
+                for n in (1, 2, 3)
+            ]).ids
+            self.deal_ids = env["crm.lead"].create([
+                {"name": f"Race deal {n}", "type": "opportunity", "team_id": self.team_id,
+                 "stage_id": self.stage_ids[1], "user_id": False}
+                for n in range(4)
+            ]).ids
+            cr.flush()
+            cr.execute("DELETE FROM sales_funnel_job")
+            cr.commit()  # pylint: disable=invalid-commit
+        self.addCleanup(self.clean_up)
+
+    def clean_up(self):
+        with self.connection() as cr:
+            env = self.env_of(cr)
+            env["crm.lead"].browse(self.deal_ids).exists().unlink()
+            env["crm.stage"].browse(self.stage_ids).unlink()
+            env["crm.team"].browse(self.team_id).unlink()
+            cr.flush()
+            cr.execute("DELETE FROM sales_funnel_job")
+            cr.commit()  # pylint: disable=invalid-commit
+
+    def queue_resequence(self):
+        """The manager moves the last stage first; the job is queued, not run."""
+        with self.connection() as cr:
+            self.env_of(cr)["crm.stage"].browse(self.stage_ids[2]).write({"sequence": 0})
+            cr.commit()  # pylint: disable=invalid-commit
+
+    def rows(self, lead_id):
+        """(stage, passed, open) of the deal's funnel rows, as stored."""
+        with self.connection() as cr:
+            cr.execute(
+                """SELECT stage_id, is_passed, is_open FROM sales_funnel_fact
+                    WHERE lead_id = %s ORDER BY stage_sequence, stage_id""",
+                [lead_id],
+            )
+            return cr.fetchall()
+
+    def move_with_retry(self, lead_id, stage_id, cr, attempts):
+        """A user's save as Odoo's RPC layer runs it: retried on a serialization
+        failure, in a new transaction."""
+        for _attempt in range(5):
+            try:
+                with mute_logger("odoo.sql_db"):
+                    self.env_of(cr)["crm.lead"].browse(lead_id).write({"stage_id": stage_id})
+                    cr.flush()
+                cr.commit()  # pylint: disable=invalid-commit
+                return
+            except SerializationFailure:
+                cr.rollback()
+                attempts.append("serialization failure")
+        raise AssertionError("the save never went through")
+
+    def test_a_save_waits_for_one_batch_and_is_kept(self):
+        s1, s2, s3 = self.stage_ids
+        deal = self.deal_ids[0]
+        self.queue_resequence()
+        attempts = []
+        with self.connection() as job_cr, self.connection() as user_cr:
+            Job = self.env_of(job_cr)["sales.funnel.job"]
+            self.assertTrue(Job._process_one_batch())  # the batch holds its deals...
+            user = threading.Thread(target=self.move_with_retry,
+                                    args=(deal, s3, user_cr, attempts))
+            started = time.monotonic()
+            user.start()
+            user.join(1.0)
+            self.assertTrue(user.is_alive(), "the save waits for the batch")
+            job_cr.commit()  # pylint: disable=invalid-commit
+            user.join(10.0)
+            waited = time.monotonic() - started
+            self.assertFalse(user.is_alive())
+        self.assertLess(waited, 5.0)
+        # the save started on data older than the batch: retried once, on fresh data
+        self.assertEqual(attempts, ["serialization failure"])
+        # the user's move, on the new stage order (s3 first): s3 is all it reached
+        self.assertEqual(self.rows(deal), [(s3, False, True)])
+        for other in self.deal_ids[1:]:
+            self.assertEqual(self.rows(other),
+                             [(s3, True, False), (s1, True, False), (s2, False, True)])
+
+    def test_a_deal_moved_after_the_batch_began_is_not_left_stale(self):
+        s1, s2, s3 = self.stage_ids
+        deal = self.deal_ids[1]
+        self.queue_resequence()
+        with self.connection() as job_cr, self.connection() as user_cr:
+            job_env = self.env_of(job_cr)
+            job_cr.execute("SELECT 1")  # the batch's snapshot is taken here
+            self.env_of(user_cr)["crm.lead"].browse(deal).write({"stage_id": s1})
+            user_cr.flush()
+            user_cr.commit()  # pylint: disable=invalid-commit
+            # the batch cannot lock a deal changed since its snapshot: it starts over
+            with self.assertRaises(SerializationFailure), mute_logger("odoo.sql_db"):
+                job_env["sales.funnel.job"]._process_one_batch()
+            job_cr.rollback()
+            job_env.invalidate_all()
+            self.assertTrue(job_env["sales.funnel.job"]._process_one_batch_committed())
+        # s3 comes first now; the deal, moved back to s1, passed s3
+        self.assertEqual(self.rows(deal), [(s3, True, False), (s1, False, True)])
+        self.assertEqual(self.rows(self.deal_ids[0]),
+                         [(s3, True, False), (s1, True, False), (s2, False, True)])
+
+    def test_a_save_older_than_the_batch_never_adds_a_second_row(self):
+        s1, s2, s3 = self.stage_ids
+        deal = self.deal_ids[2]
+        self.queue_resequence()
+        attempts = []
+        with self.connection() as job_cr, self.connection() as user_cr:
+            user_env = self.env_of(user_cr)
+            user_env["crm.lead"].browse(deal).read(["stage_id"])  # the user's snapshot
+            self.assertTrue(self.env_of(job_cr)["sales.funnel.job"]._process_one_batch())
+            job_cr.commit()  # pylint: disable=invalid-commit
+            self.move_with_retry(deal, s3, user_cr, attempts)
+        self.assertEqual(attempts, ["serialization failure"])
+        self.assertEqual(self.rows(deal), [(s3, False, True)])
+        with self.connection() as cr:
+            cr.execute(
+                """SELECT count(*), count(DISTINCT (lead_id, step_id)) FROM sales_funnel_fact
+                    WHERE lead_id = ANY(%s)""",
+                [self.deal_ids],
+            )
+            rows, distinct = cr.fetchone()
+        self.assertEqual((rows, distinct), (10, 10))
+
+    def test_a_rebuild_batch_racing_a_move_ends_as_live_recording(self):
+        s1, s2, s3 = self.stage_ids
+        deal = self.deal_ids[3]
+        with self.connection() as cr:
+            self.env_of(cr)["sales.funnel.job"]._queue_rebuild()
+            cr.commit()  # pylint: disable=invalid-commit
+        attempts = []
+        with self.connection() as job_cr, self.connection() as user_cr:
+            Job = self.env_of(job_cr)["sales.funnel.job"]
+            self.assertTrue(Job._process_one_batch())
+            user = threading.Thread(target=self.move_with_retry,
+                                    args=(deal, s3, user_cr, attempts))
+            user.start()
+            user.join(1.0)
+            self.assertTrue(user.is_alive(), "the move waits for the rebuild's batch")
+            job_cr.commit()  # pylint: disable=invalid-commit
+            user.join(10.0)
+            self.assertFalse(user.is_alive())
+            while Job._process_one_batch_committed():
+                pass
+        with self.connection() as cr:
+            cr.execute(
+                """SELECT h.stage_id, h.outcome, h.date_out = l.date_last_stage_update,
+                          h.date_in = l.date_last_stage_update
+                     FROM crm_lead_stage_history h JOIN crm_lead l ON l.id = h.lead_id
+                    WHERE h.lead_id = %s ORDER BY h.date_in, h.id""",
+                [deal],
+            )
+            stays = cr.fetchall()
+            cr.execute("SELECT count(*) FROM sales_funnel_job")
+            jobs = cr.fetchone()[0]
+        self.assertEqual(stays, [(s2, "forward", True, False), (s3, "open", None, True)])
+        self.assertEqual(self.rows(deal), [(s1, True, False), (s2, True, False),
+                                           (s3, False, True)])
+        self.assertEqual(jobs, 0)
