@@ -170,7 +170,29 @@ def generate(args):
     with registry.cursor() as cr, timed(timings, "vacuum analyze"):
         cr._cnx.autocommit = True
         cr.execute("VACUUM ANALYZE")
+    time_batches(registry, timings)
     Path(args.json).write_text(json.dumps(timings, indent=1))
+
+
+def time_batches(registry, timings, batches=5):
+    """How long a background batch holds its deals: the first batches of a recompute
+    of every deal's funnel rows (as after a change of a stage shared by all teams) and
+    of a rebuild of the stage history, each batch timed, then all rolled back."""
+    for kind, label in (("facts", "pipeline recompute"), ("history", "history rebuild")):
+        with registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            Job = env["sales.funnel.job"]
+            Job._create_job(kind, {"all_deals": True})
+            Job._process_one_batch()  # the first call also counts the deals concerned
+            times = []
+            for _n in range(batches):
+                started = time.perf_counter()
+                Job._process_one_batch()
+                times.append(time.perf_counter() - started)
+            cr.rollback()
+        timings[f"batch of 1,000 deals, {label}"] = round(statistics.median(times), 3)
+        print(f"==> batch of 1,000 deals, {label}: median {statistics.median(times):.3f} s, "
+              f"max {max(times):.3f} s", flush=True)
 
 
 def write_tracking(cr):
@@ -682,6 +704,10 @@ def report(args, stats, timings, results, load):
               "VACUUM ANALYZE: {:.1f} s".format(
                   timings.get("data generation", 0), timings.get("full rebuild of funnel rows", 0),
                   timings.get("vacuum analyze", 0)))
+    for label in ("pipeline recompute", "history rebuild"):
+        key = f"batch of 1,000 deals, {label}"
+        if key in timings:
+            print(f"background {key} (how long it holds its deals): {timings[key]:.3f} s")
     if "rebuild from chatter" in timings:
         print("rebuild of the stage history from the chatter ({:,} tracking rows; stays and "
               "funnel rows): {:.1f} s, peak RSS of that process {} MB ({} MB before it)".format(
