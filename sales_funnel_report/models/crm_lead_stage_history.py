@@ -342,12 +342,17 @@ class CrmLeadStageHistory(models.Model):
                 SELECT lead_id, tid, t, kind, new_value FROM sales_funnel_tracking
             ), clamped AS (
                 SELECT lead_id, tid, kind, new_value, t AS tracked_t,
-                       max(t) OVER (PARTITION BY lead_id ORDER BY tid) AS t
+                       max(t) OVER w AS t,
+                       -- a transaction's rows are written together, at one time
+                       CASE WHEN t IS NOT DISTINCT FROM lag(t) OVER w THEN NULL ELSE tid END
+                           AS tx_start
                   FROM raw
+                WINDOW w AS (PARTITION BY lead_id ORDER BY tid)
             )
-            -- tx: the transaction, as rows written at one time; its first row orders it
+            -- tx: the transaction, named by its first row; the same window as above,
+            -- so no second sort
             SELECT lead_id, tid, kind, new_value, t, t <> tracked_t AS clamped,
-                   min(tid) OVER (PARTITION BY lead_id, tracked_t) AS tx,
+                   max(tx_start) OVER (PARTITION BY lead_id ORDER BY tid) AS tx,
                    CASE kind %(priority)s END AS prio
               FROM clamped
             """,
