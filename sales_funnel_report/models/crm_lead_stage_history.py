@@ -197,6 +197,10 @@ class CrmLeadStageHistory(models.Model):
         self.env["sale.order"]._fill_funnel_confirmed_at()
         counts = self._replay_tracking(None)
         self.env["sales.funnel.fact"]._refresh_all_bulk()
+        # everything is rebuilt: what was queued before (e.g. by the stages of the
+        # data just installed) has nothing left to do
+        self.env.cr.execute("DELETE FROM sales_funnel_job")
+        self.env["sales.funnel.job"].invalidate_model()
         _logger.info("Stage history rebuilt from tracking: %s", counts)
         return counts
 
