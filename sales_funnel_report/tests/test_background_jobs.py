@@ -124,6 +124,45 @@ class TestPipelineChangesQueueJobs(FunnelCase):
         with self.assertRaises(AccessError):
             self.env["sales.funnel.report"].with_user(portal).get_update_notice()
 
+    def test_the_scheduled_action_reports_progress_and_wakes_itself(self):
+        for n in range(3):
+            self.new_deal(day(0), stage=self.stage_b, name=f"D{n}")
+        self.run_funnel_jobs()
+        with self.at(day(1)):
+            self.stage_b.with_user(self.manager).write({"sequence": 0})
+        self.env.cr.flush()
+        cron = self.env.ref("sales_funnel_report.ir_cron_sales_funnel_jobs")
+        Trigger = self.env["ir.cron.trigger"].sudo()
+        calls = []
+        with (
+            patch.object(sales_funnel_job, "BATCH_SIZE", 2),
+            patch.object(sales_funnel_job, "CALL_BUDGET", 0.0),  # one batch per call
+            patch.object(self.env.cr, "commit", lambda: None),
+        ):
+            while True:
+                triggers = Trigger.search_count([("cron_id", "=", cron.id)])
+                with_progress, progress = cron._add_progress()
+                self.env["sales.funnel.job"].with_context(
+                    ir_cron_progress_id=progress.id
+                )._cron_process()
+                woken = Trigger.search_count([("cron_id", "=", cron.id)]) > triggers
+                calls.append((progress.done, progress.remaining, woken))
+                if not progress.remaining:
+                    break
+        # two deals, then the last one and the end of the job: no wake-up needed then
+        self.assertEqual(calls, [(1, 1, True), (1, 0, False)])
+
+    def test_the_administrator_hears_when_the_rebuild_ends(self):
+        self.new_deal(day(0), stage=self.stage_b)
+        admin = new_test_user(self.env, login="funnel_admin", groups="base.group_system")
+        self.env["res.config.settings"].with_user(admin).create({}).action_rebuild_stage_history()
+        self.run_funnel_jobs()
+        self.env.cr.flush()  # the bus sends at commit
+        sent = self.env["bus.bus"].sudo().search([("message", "like", "Stage history rebuilt")])
+        self.assertEqual(len(sent), 1)
+        self.assertIn(f'"res.partner",{admin.partner_id.id}]', sent.channel)
+        self.assertIn("The stage history of 1 deals was rebuilt", sent.message)
+
     def test_a_later_job_over_every_deal_supersedes_earlier_ones(self):
         with self.at(day(1)):
             self.stage_b.with_user(self.manager).write({"sequence": 5})
