@@ -32,8 +32,10 @@ class Rpc:
     def __init__(self, url, db, login, password, log):
         self.url, self.who, self.log = url, login, log
         self.session = requests.Session()
-        self.call("authenticate", "/web/session/authenticate",
-                  {"db": db, "login": login, "password": password})
+        self.count, self.last = 0, None
+        if not self.call("authenticate", "/web/session/authenticate",
+                         {"db": db, "login": login, "password": password}):
+            raise SystemExit(f"{login} could not log in: {self.last.error}")
 
     def call(self, kind, path, params):
         """Post one JSON-RPC call; its outcome goes to the log, its result back
@@ -52,7 +54,9 @@ class Rpc:
                 result = body.get("result")
         except (requests.RequestException, ValueError) as exc:
             error = f"{type(exc).__name__}: {exc}"
-        self.log.append(Request(self.who, kind, start, time.monotonic() - start, error[:300]))
+        self.last = Request(self.who, kind, start, time.monotonic() - start, error[:300])
+        self.count += 1
+        self.log.append(self.last)
         return None if error else result
 
     def kw(self, kind, model, method, args, **kwargs):
@@ -67,12 +71,27 @@ def read_funnel(rpc):
     return rpc.kw("notice", "sales.funnel.report", "get_update_notice", [])
 
 
-class Salesperson(threading.Thread):
-    """Moves, loses, restores its deals and reads the funnel until ``until``."""
+class Clock:
+    """What the users share: the server, the logs, and the start, once all are in."""
 
-    def __init__(self, rpc, deals, stages_by_team, reasons, until, think, max_requests, seed):
+    def __init__(self, url, db, clients, seconds):
+        self.url, self.db, self.seconds = url, db, seconds
+        self.log, self.warmup_log = [], []
+        self.start = self.until = None
+        self.barrier = threading.Barrier(clients + 1, action=self.go, timeout=600)
+
+    def go(self):
+        self.start = time.monotonic()
+        self.until = self.start + self.seconds
+
+
+class Salesperson(threading.Thread):
+    """Moves, loses, restores its deals and reads the funnel until the clock's end."""
+
+    def __init__(self, login, deals, stages_by_team, reasons, clock, think, max_requests, seed):
         super().__init__(daemon=True)
-        self.rpc, self.until, self.think, self.max_requests = rpc, until, think, max_requests
+        self.login, self.clock, self.think, self.max_requests = login, clock, think, max_requests
+        self.rpc = None
         self.stages_by_team, self.reasons = stages_by_team, reasons
         self.random = random.Random(seed)
         # deal id -> [team, stage, active] as last asked (or found at the start)
@@ -80,8 +99,15 @@ class Salesperson(threading.Thread):
         self.unsure = set()  # deals whose last edit failed: their state is unknown
 
     def run(self):
-        rnd, rpc = self.random, self.rpc
-        while time.monotonic() < self.until and len(rpc.log) < self.max_requests:
+        # Logging in and a first read load the registry in each worker: that is not
+        # the steady state, so it happens before the clock starts.
+        self.rpc = rpc = Rpc(self.clock.url, self.clock.db, self.login, "load",
+                             self.clock.warmup_log)
+        read_funnel(rpc)
+        rpc.log = self.clock.log
+        self.clock.barrier.wait()
+        rnd = self.random
+        while time.monotonic() < self.clock.until and rpc.count < self.max_requests:
             deal = rnd.choice(list(self.intent))
             team, stage, active = self.intent[deal]
             roll = rnd.random()
@@ -100,9 +126,8 @@ class Salesperson(threading.Thread):
     def edit(self, deal, kind, stage, active, method, args, **kwargs):
         self.intent[deal][1:] = [stage, active]
         # action_* return False or an action: only the error matters
-        before = len(self.rpc.log)
         self.rpc.kw(kind, "crm.lead", method, args, **kwargs)
-        if self.rpc.log[before].error:
+        if self.rpc.last.error:
             self.unsure.add(deal)
         else:
             self.unsure.discard(deal)
