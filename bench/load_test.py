@@ -171,6 +171,12 @@ def run(args):
 
 
 def report(args, log, admin_log, events, start, jobs_left, lost, check, warmup):
+    # every request, for looking at a slow or failed one next to the server's log
+    with open(args.log + ".requests.tsv", "w") as tsv:
+        tsv.write("who\tkind\tstart_s\tseconds\terror\n")
+        for r in sorted(warmup + log + admin_log, key=lambda r: r.start):
+            tsv.write(f"{r.who}\t{r.kind}\t{r.start - start:.3f}\t{r.seconds:.3f}\t{r.error}\n")
+        tsv.writelines(f"admin\tevent\t{t - start:.3f}\t\t{what}\n" for t, what in events)
     actions = [t for t, what in events if not what.startswith("notice") and what != "idle"]
     end = next((t for t, what in events if what in ("idle", "deadline")), time.monotonic())
     w_start = actions[0] if actions else end
