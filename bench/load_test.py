@@ -141,7 +141,8 @@ def run(args):
         for c in clients:
             c.start()
         admin_log = []
-        admin_rpc = Rpc(url, args.database, "admin", "admin", admin_log)
+        admin_rpc = Rpc(url, args.database, "admin", "admin", clock.warmup_log)
+        admin_rpc.log = admin_log
         clock.barrier.wait()
         start, until, log = clock.start, clock.until, clock.log
         admin = Administrator(admin_rpc, args.admin_after, 5, until + args.drain, lambda: query(
