@@ -156,6 +156,10 @@ def generate(args):
         with timed(timings, "chatter tracking (SQL)"):
             timings["tracking rows"] = write_tracking(cr)
             cr.commit()
+        # a live database has statistics of its chatter; without them, the replay's
+        # first statement was planned for an empty table and ran for many minutes
+        cr.execute("ANALYZE mail_message, mail_tracking_value")
+        cr.commit()
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
         print("==> Rebuilding the stage history from the chatter: "
