@@ -5,6 +5,9 @@
     "category": "Sales/CRM",
     "license": "LGPL-3",
     "author": "Sales Funnel Report contributors",
+    "development_status": "Beta",
+    # sale_management rather than sale alone: the Sales app menu (sale.sale_menu_root),
+    # which holds Sales > Funnel, stays inactive until sale_management activates it.
     "depends": ["sale_crm", "sale_management"],
     "data": [
         "security/ir.model.access.csv",
@@ -33,6 +36,4 @@
     },
     "post_init_hook": "post_init_hook",
     "uninstall_hook": "uninstall_hook",
-    "installable": True,
-    "application": False,
 }

@@ -473,7 +473,8 @@ class CrmLeadStageHistory(models.Model):
         a loss at ``date_closed``, a move at ``date_last_stage_update``. Returns
         how many stays each rule touched."""
         counts = self._record(lead_ids, at=SQL(
-            """CASE WHEN NOT COALESCE(l.active, FALSE) THEN COALESCE(l.date_closed, l.write_date)
+            """CASE WHEN NOT COALESCE(l.active, FALSE)
+                    THEN COALESCE(l.date_closed, l.write_date)
                     ELSE COALESCE(l.date_last_stage_update, l.create_date) END"""
         ))
         return {
