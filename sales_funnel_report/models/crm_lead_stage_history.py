@@ -3,20 +3,12 @@ import logging
 from odoo import api, fields, models
 from odoo.tools import SQL
 
-from ..sql_functions import FEW_DEALS, create_function, drop_function
-
 _logger = logging.getLogger(__name__)
 
 # Order of the tracking rows written at the same time (in one transaction): only
 # the state they leave counts, as in live recording, but the running values are
 # carried in this order.
 PRIORITY = {"start": -1, "start_lost": -1, "restore": 0, "stage": 1, "lost": 2, "reason": 3}
-# _record for a transaction's deals (see sql_functions)
-RECORD_FUNCTION = "sales_funnel_record"
-RECORD_SIGNATURE = SQL(
-    "%s(funnel_lead_ids integer[], funnel_now timestamp, funnel_uid integer)",
-    SQL.identifier(RECORD_FUNCTION),
-)
 
 
 class CrmLeadStageHistory(models.Model):
@@ -74,20 +66,6 @@ class CrmLeadStageHistory(models.Model):
         ),
     ]
 
-    def init(self):
-        create_function(
-            self.env.cr, RECORD_SIGNATURE,
-            SQL("TABLE (stays_lost bigint, stays_moved bigint, stays_opened bigint,"
-                " reasons_given bigint)"),
-            SQL("RETURN QUERY %s", self._record_sql(
-                only=SQL("l.id = ANY(funnel_lead_ids)"), at=SQL("funnel_now"),
-                now=SQL("funnel_now"), uid=SQL("funnel_uid"),
-            )),
-        )
-
-    def _drop_record_function(self):
-        drop_function(self.env.cr, RECORD_SIGNATURE)
-
     def flush_model(self, fnames=None):
         # Reading stays first records the deals waiting in this transaction.
         self.env["crm.lead"].sudo()._flush_funnel_queue()
@@ -123,27 +101,8 @@ class CrmLeadStageHistory(models.Model):
             return {}
         self.env.flush_all()
         now = self.env.cr.now()
-        if at is None and lead_ids is not None and len(lead_ids) <= FEW_DEALS:
-            self.env.cr.execute(SQL(
-                "SELECT * FROM %s(%s::integer[], %s::timestamp, %s)",
-                SQL.identifier(RECORD_FUNCTION), list(lead_ids), now, self.env.uid,
-            ))
-        else:
-            self.env.cr.execute(self._record_sql(
-                only=SQL("TRUE") if lead_ids is None else SQL("l.id = ANY(%s)", list(lead_ids)),
-                at=at if at is not None else SQL("%s::timestamp", now),
-                now=now, uid=self.env.uid,
-            ))
-        lost, moved, opened, reasons = self.env.cr.fetchone()
-        self.invalidate_model()
-        return {"lost": lost, "moved": moved, "opened": opened, "reasons": reasons}
-
-    @api.model
-    def _record_sql(self, only, at, now, uid):
-        """The statement of :meth:`_record`: ``only`` filters the deals (alias
-        ``l``), ``at`` is their time, ``now`` and ``uid`` stamp the rows; each
-        an ``SQL`` or a value."""
-        return SQL(
+        uid = self.env.uid
+        self.env.cr.execute(SQL(
             """
             WITH lead AS (
                 -- time never goes back for a deal: a clock set back is clamped
@@ -216,8 +175,12 @@ class CrmLeadStageHistory(models.Model):
                    (SELECT count(*) FROM opened),
                    (SELECT count(*) FROM reason)
             """,
-            only=only, at=at, now=now, uid=uid,
-        )
+            only=SQL("TRUE") if lead_ids is None else SQL("l.id = ANY(%s)", list(lead_ids)),
+            at=at if at is not None else SQL("%s::timestamp", now), now=now, uid=uid,
+        ))
+        lost, moved, opened, reasons = self.env.cr.fetchone()
+        self.invalidate_model()
+        return {"lost": lost, "moved": moved, "opened": opened, "reasons": reasons}
 
     @api.model
     def _rebuild_from_tracking(self):

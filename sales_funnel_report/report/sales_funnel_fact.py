@@ -3,12 +3,6 @@ from contextlib import contextmanager
 from odoo import api, fields, models
 from odoo.tools import SQL
 
-from ..sql_functions import FEW_DEALS, create_function, drop_function
-
-# _refresh for a transaction's deals (see sql_functions)
-REFRESH_FUNCTION = "sales_funnel_refresh"
-REFRESH_SIGNATURE = SQL("%s(funnel_lead_ids integer[])", SQL.identifier(REFRESH_FUNCTION))
-
 
 class SalesFunnelFact(models.Model):
     """The funnel rows, kept up to date at write time.
@@ -68,39 +62,16 @@ class SalesFunnelFact(models.Model):
     @api.model
     def _refresh(self, lead_ids):
         """Rewrite the funnel rows of ``lead_ids`` from the deals, their stays and
-        the stages, in two statements (one call of their SQL function for a few
-        deals), row by row: concurrent transactions that rewrite the same deal
-        conflict (the later one is retried), and nobody else waits. Work over
-        every deal goes through ``sales.funnel.job``."""
+        the stages, in two statements, row by row: concurrent transactions that
+        rewrite the same deal conflict (the later one is retried), and nobody
+        else waits. Work over every deal goes through ``sales.funnel.job``."""
         if not lead_ids:
             return
         self.env.flush_all()
-        if len(lead_ids) <= FEW_DEALS:
-            self.env.cr.execute(SQL(
-                "SELECT %s(%s::integer[])", SQL.identifier(REFRESH_FUNCTION), list(lead_ids),
-            ))
-        else:
-            for statement in self._refresh_sql(list(lead_ids)):
-                self.env.cr.execute(statement)
+        only = SQL("lead_id = ANY(%s)", list(lead_ids))
+        self.env.cr.execute(SQL("DELETE FROM sales_funnel_fact WHERE %s", only))
+        self._insert_rows(only, SQL("l.id = ANY(%s)", list(lead_ids)))
         self.invalidate_model()
-
-    def _refresh_sql(self, lead_ids):
-        """The statements of :meth:`_refresh`, over the array ``lead_ids`` (a
-        list or an ``SQL``)."""
-        return [
-            SQL("DELETE FROM sales_funnel_fact WHERE lead_id = ANY(%s)", lead_ids),
-            self._insert_rows_sql(SQL("lead_id = ANY(%s)", lead_ids),
-                                  SQL("l.id = ANY(%s)", lead_ids)),
-        ]
-
-    def init(self):
-        create_function(
-            self.env.cr, REFRESH_SIGNATURE, SQL("void"),
-            SQL(";\n").join(self._refresh_sql(SQL("funnel_lead_ids"))),
-        )
-
-    def _drop_refresh_function(self):
-        drop_function(self.env.cr, REFRESH_SIGNATURE)
 
     @api.model
     def _refresh_all_bulk(self):
@@ -143,10 +114,7 @@ class SalesFunnelFact(models.Model):
             ))
 
     def _insert_rows(self, only, only_lead):
-        self.env.cr.execute(self._insert_rows_sql(only, only_lead))
-
-    def _insert_rows_sql(self, only, only_lead):
-        return SQL(
+        self.env.cr.execute(SQL(
             """
             WITH deal AS (
                 SELECT l.id, l.stage_id, l.team_id, l.user_id, l.company_id,
@@ -270,7 +238,7 @@ class SalesFunnelFact(models.Model):
             ON CONFLICT (lead_id, step_id) DO NOTHING
             """,
             only=only, only_lead=only_lead, milestones=self._milestones_sql(),
-        )
+        ))
 
     def _milestones_sql(self):
         """``milestone``: per deal of ``deal`` with an order confirmed once, how far

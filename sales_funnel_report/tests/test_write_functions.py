@@ -61,7 +61,7 @@ class TestWriteFunctions(FulfilmentCase):
                 self.calls_to("sales_funnel_refresh") as refreshes:
             through_functions = self.scenario("function")
         self.assertTrue(records and refreshes)
-        for one, other in zip(direct, through_functions, strict=True):
+        for one, other in zip(direct, through_functions):
             self.assertEqual(self.stays(one), self.stays(other))
             self.assertEqual([row[1:] for row in self.funnel_rows(one)],
                              [row[1:] for row in self.funnel_rows(other)])
