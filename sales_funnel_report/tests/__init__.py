@@ -11,4 +11,3 @@ from . import test_readonly
 from . import test_rebuild
 from . import test_russian
 from . import test_stage_history
-from . import test_write_functions
