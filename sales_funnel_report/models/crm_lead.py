@@ -88,25 +88,39 @@ class CrmLead(models.Model):
     @api.model
     def _deals_of_sales(self, order_ids, move_ids):
         """The deals of these sale orders and of the orders these invoices bill."""
+        # An order's deal is usually in the cache (the order was just written):
+        # only the others and the invoices' orders are looked up.
+        orders = self.env["sale.order"].browse(sorted(order_ids))
+        field = orders._fields["opportunity_id"]
+        deals = {deal_id for deal_id in self.env.cache.get_values(orders, field) if deal_id}
+        order_ids = list(self.env.cache.get_missing_ids(orders, field))
         if not order_ids and not move_ids:
-            return set()
+            return deals
         self.env.flush_all()
-        self.env.cr.execute(SQL(
-            """
-            SELECT so.opportunity_id
-              FROM sale_order so
-             WHERE so.id = ANY(%(orders)s) AND so.opportunity_id IS NOT NULL
-             UNION
-            SELECT so.opportunity_id
-              FROM account_move_line aml
-              JOIN sale_order_line_invoice_rel rel ON rel.invoice_line_id = aml.id
-              JOIN sale_order_line sol ON sol.id = rel.order_line_id
-              JOIN sale_order so ON so.id = sol.order_id
-             WHERE aml.move_id = ANY(%(moves)s) AND so.opportunity_id IS NOT NULL
-            """,
-            orders=sorted(order_ids), moves=sorted(move_ids),
-        ))
-        return {deal_id for (deal_id,) in self.env.cr.fetchall()}
+        lookups = []
+        if order_ids:
+            lookups.append(SQL(
+                """
+                SELECT so.opportunity_id
+                  FROM sale_order so
+                 WHERE so.id = ANY(%s) AND so.opportunity_id IS NOT NULL
+                """,
+                order_ids,
+            ))
+        if move_ids:
+            lookups.append(SQL(
+                """
+                SELECT so.opportunity_id
+                  FROM account_move_line aml
+                  JOIN sale_order_line_invoice_rel rel ON rel.invoice_line_id = aml.id
+                  JOIN sale_order_line sol ON sol.id = rel.order_line_id
+                  JOIN sale_order so ON so.id = sol.order_id
+                 WHERE aml.move_id = ANY(%s) AND so.opportunity_id IS NOT NULL
+                """,
+                sorted(move_ids),
+            ))
+        self.env.cr.execute(SQL(" UNION ").join(lookups))
+        return deals | {deal_id for (deal_id,) in self.env.cr.fetchall()}
 
     def _merge_dependences_history(self, opportunities):
         # Odoo moves the merged deals' chatter onto this deal. Their stage tracking
