@@ -60,24 +60,55 @@ DAYS = 730  # deals created over the last DAYS days
 # The pivot view's measures, as its read_group asks for them ('field:aggregator').
 NATIVE_FIELDS = ["__count", "expected_revenue:sum", "prorated_revenue:sum"]
 FUNNEL_FIELDS = [
-    "lead_count:sum", "passed_count:sum", "lost_count:sum", "open_count:sum",
-    "won_count:sum", "expected_revenue:sum", "conversion_rate:avg", "win_rate:avg",
+    "lead_count:sum",
+    "passed_count:sum",
+    "lost_count:sum",
+    "open_count:sum",
+    "won_count:sum",
+    "expected_revenue:sum",
+    "conversion_rate:avg",
+    "win_rate:avg",
     "duration_days:avg",
 ]
 MEDIAN_FIELDS = [*FUNNEL_FIELDS, "duration_median_days:avg"]
 OPPORTUNITIES = [("type", "=", "opportunity")]
 QUERIES = [
     # key, label, model, fields, groupby
-    ("native", "(a) native: crm.lead by stage (Pipeline Analysis)", "crm.lead",
-     NATIVE_FIELDS, ["stage_id"]),
-    ("funnel", "(b) funnel by step, all measures but the median", "sales.funnel.report",
-     FUNNEL_FIELDS, ["step_id"]),
-    ("funnel_user", "(c) funnel by step x salesperson", "sales.funnel.report",
-     FUNNEL_FIELDS, ["step_id", "user_id"]),
-    ("funnel_median", "(d) funnel by step, with the median", "sales.funnel.report",
-     MEDIAN_FIELDS, ["step_id"]),
-    ("funnel_stage", "(e) funnel by stage, all measures but the median",
-     "sales.funnel.report", FUNNEL_FIELDS, ["stage_id"]),
+    (
+        "native",
+        "(a) native: crm.lead by stage (Pipeline Analysis)",
+        "crm.lead",
+        NATIVE_FIELDS,
+        ["stage_id"],
+    ),
+    (
+        "funnel",
+        "(b) funnel by step, all measures but the median",
+        "sales.funnel.report",
+        FUNNEL_FIELDS,
+        ["step_id"],
+    ),
+    (
+        "funnel_user",
+        "(c) funnel by step x salesperson",
+        "sales.funnel.report",
+        FUNNEL_FIELDS,
+        ["step_id", "user_id"],
+    ),
+    (
+        "funnel_median",
+        "(d) funnel by step, with the median",
+        "sales.funnel.report",
+        MEDIAN_FIELDS,
+        ["step_id"],
+    ),
+    (
+        "funnel_stage",
+        "(e) funnel by stage, all measures but the median",
+        "sales.funnel.report",
+        FUNNEL_FIELDS,
+        ["stage_id"],
+    ),
 ]
 
 
@@ -100,6 +131,7 @@ def timed(timings, key):
 
 # --- generate ---------------------------------------------------------------------------
 
+
 def create_dimensions(env):
     """Teams, stages, salespeople, loss reasons and customers; returns the pipelines."""
     # Stages without a team belong to every team's pipeline: park Odoo's generic ones
@@ -110,19 +142,41 @@ def create_dimensions(env):
     teams = []
     for t, (team_name, share, stage_names) in enumerate(PIPELINES):
         team = env["crm.team"].create({"name": team_name})
-        stages = env["crm.stage"].create([
-            {"name": name, "sequence": 10 * (i + 1), "team_id": team.id,
-             "is_won": i == len(stage_names) - 1}
-            for i, name in enumerate(stage_names)
-        ])
-        users = env["res.users"].with_context(no_reset_password=True).create([
-            {"name": f"{team_name} Rep {k + 1}", "login": f"bench_rep_{t + 1}_{k + 1}",
-             "groups_id": [(6, 0, salesman.ids)]}
-            for k in range(SALESPEOPLE_PER_TEAM)
-        ])
+        stages = env["crm.stage"].create(
+            [
+                {
+                    "name": name,
+                    "sequence": 10 * (i + 1),
+                    "team_id": team.id,
+                    "is_won": i == len(stage_names) - 1,
+                }
+                for i, name in enumerate(stage_names)
+            ]
+        )
+        users = (
+            env["res.users"]
+            .with_context(no_reset_password=True)
+            .create(
+                [
+                    {
+                        "name": f"{team_name} Rep {k + 1}",
+                        "login": f"bench_rep_{t + 1}_{k + 1}",
+                        "groups_id": [(6, 0, salesman.ids)],
+                    }
+                    for k in range(SALESPEOPLE_PER_TEAM)
+                ]
+            )
+        )
         team.write({"member_ids": [(6, 0, users.ids)]})
-        teams.append({"no": t + 1, "team_id": team.id, "share": share,
-                      "stage_ids": stages.ids, "user_ids": users.ids})
+        teams.append(
+            {
+                "no": t + 1,
+                "team_id": team.id,
+                "share": share,
+                "stage_ids": stages.ids,
+                "user_ids": users.ids,
+            }
+        )
     for name in EXTRA_LOST_REASONS:
         env["crm.lost.reason"].create({"name": name})
     env.flush_all()
@@ -134,8 +188,9 @@ def generate(args):
     timings = {}
     t_all = time.perf_counter()
     with registry.cursor() as cr:
-        env = api.Environment(cr, SUPERUSER_ID, {"tracking_disable": True,
-                                                 "mail_create_nolog": True})
+        env = api.Environment(
+            cr, SUPERUSER_ID, {"tracking_disable": True, "mail_create_nolog": True}
+        )
         print(f"==> Generating {args.deals:,} deals in {args.database}...", flush=True)
         with timed(timings, "dimensions (ORM)"):
             teams = create_dimensions(env)
@@ -146,8 +201,7 @@ def generate(args):
     timings["data generation"] = round(time.perf_counter() - t_all, 3)
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
-        print("==> Full rebuild of the funnel rows: _refresh_all_bulk()...",
-              flush=True)
+        print("==> Full rebuild of the funnel rows: _refresh_all_bulk()...", flush=True)
         with timed(timings, "full rebuild of funnel rows"):
             env["sales.funnel.fact"]._refresh_all_bulk()
             cr.commit()
@@ -162,14 +216,17 @@ def generate(args):
         cr.commit()
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
-        print("==> Rebuilding the stage history from the chatter: "
-              "_rebuild_from_tracking()...", flush=True)
+        print(
+            "==> Rebuilding the stage history from the chatter: _rebuild_from_tracking()...",
+            flush=True,
+        )
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         with timed(timings, "rebuild from chatter"):
             env["crm.lead.stage.history"]._rebuild_from_tracking()
             cr.commit()
         timings["rebuild peak RSS MB"] = round(
-            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        )
         timings["peak RSS MB before the rebuild"] = round(rss_before)
     with registry.cursor() as cr, timed(timings, "vacuum analyze"):
         cr._cnx.autocommit = True
@@ -195,8 +252,11 @@ def time_batches(registry, timings, batches=5):
                 times.append(time.perf_counter() - started)
             cr.rollback()
         timings[f"batch of 1,000 deals, {label}"] = round(statistics.median(times), 3)
-        print(f"==> batch of 1,000 deals, {label}: median {statistics.median(times):.3f} s, "
-              f"max {max(times):.3f} s", flush=True)
+        print(
+            f"==> batch of 1,000 deals, {label}: median {statistics.median(times):.3f} s, "
+            f"max {max(times):.3f} s",
+            flush=True,
+        )
 
 
 def write_tracking(cr):
@@ -258,15 +318,17 @@ def fill(cr, teams, n):
     cum = 0.0
     for team in teams:
         cum += team["share"]
-        cr.execute("INSERT INTO bench_team VALUES (%s, %s, %s, %s)",
-                   (team["no"], team["team_id"], cum, len(team["stage_ids"])))
+        cr.execute(
+            "INSERT INTO bench_team VALUES (%s, %s, %s, %s)",
+            (team["no"], team["team_id"], cum, len(team["stage_ids"])),
+        )
         for idx, stage_id in enumerate(team["stage_ids"]):
-            cr.execute("INSERT INTO bench_stage VALUES (%s, %s, %s)",
-                       (team["no"], idx, stage_id))
+            cr.execute("INSERT INTO bench_stage VALUES (%s, %s, %s)", (team["no"], idx, stage_id))
         for k, user_id in enumerate(team["user_ids"]):
             cr.execute("INSERT INTO bench_user VALUES (%s, %s, %s)", (team["no"], k, user_id))
-    cr.execute(SQL(
-        """
+    cr.execute(
+        SQL(
+            """
         CREATE TEMP TABLE bench_pick AS
         SELECT 'reason' AS kind, row_number() OVER (ORDER BY id) - 1 AS k, id
           FROM crm_lost_reason
@@ -290,12 +352,14 @@ def fill(cr, teams, n):
         CREATE INDEX ON bench_pick (kind, k);
         ANALYZE bench_pick;
         """,
-        partners=PARTNERS,
-    ))
+            partners=PARTNERS,
+        )
+    )
     # One row per deal: its team, fate, position and the sequence of stages it stayed in
     # (indexes in its pipeline, 0 = first stage, k - 1 = won).
-    cr.execute(SQL(
-        """
+    cr.execute(
+        SQL(
+            """
         CREATE TEMP TABLE bench_deal AS
         WITH base AS (
             SELECT g, random() AS r_team, random() AS r_fate, random() AS r_pos,
@@ -338,12 +402,18 @@ def fill(cr, teams, n):
                END AS seq
           FROM pathed
         """,
-        n=n, lost=LOST, won=WON, skip=SKIP, back=BACK,
-    ))
+            n=n,
+            lost=LOST,
+            won=WON,
+            skip=SKIP,
+            back=BACK,
+        )
+    )
     # One row per stay, dated: the stays follow each other from the deal's creation, and
     # are squeezed when they would not fit between the creation and now.
-    cr.execute(SQL(
-        """
+    cr.execute(
+        SQL(
+            """
         CREATE TEMP TABLE bench_stay AS
         WITH stay AS (
             SELECT d.id AS lead_id, s.ord::int AS ord, s.idx, cardinality(d.seq) AS n,
@@ -378,12 +448,14 @@ def fill(cr, teams, n):
                     ELSE 'open' END AS outcome
           FROM dated
         """,
-        days=DAYS,
-    ))
+            days=DAYS,
+        )
+    )
     cr.execute("CREATE INDEX ON bench_stay (lead_id) WHERE ord = n")
     cr.execute("ANALYZE bench_deal; ANALYZE bench_stay")
-    cr.execute(SQL(
-        """
+    cr.execute(
+        SQL(
+            """
         INSERT INTO crm_lead (
             id, name, type, active, stage_id, team_id, user_id, company_id, partner_id,
             lost_reason_id, source_id, medium_id, expected_revenue, prorated_revenue,
@@ -427,8 +499,11 @@ def fill(cr, teams, n):
            AND me.k = floor(d.r_src / 0.7 * (SELECT count(*) FROM bench_pick
                                                WHERE kind = 'medium'))::int
         """,
-        days=DAYS, per_team=SALESPEOPLE_PER_TEAM, partners=PARTNERS,
-    ))
+            days=DAYS,
+            per_team=SALESPEOPLE_PER_TEAM,
+            partners=PARTNERS,
+        )
+    )
     cr.execute(
         """
         INSERT INTO crm_lead_stage_history (
@@ -444,8 +519,7 @@ def fill(cr, teams, n):
          ORDER BY s.lead_id, s.ord
         """
     )
-    cr.execute("DROP TABLE bench_deal, bench_stay, bench_pick, bench_team, bench_stage, "
-               "bench_user")
+    cr.execute("DROP TABLE bench_deal, bench_stay, bench_pick, bench_team, bench_stage, bench_user")
 
 
 def create_sale_template(env):
@@ -453,30 +527,42 @@ def create_sale_template(env):
     through the ORM: the rows ``sell`` clones. Returns their ids."""
     company = env.company
     bank = env["account.journal"].search(
-        [("type", "=", "bank"), ("company_id", "=", company.id)], limit=1)
-    bank.inbound_payment_method_line_ids[:1].payment_account_id = (
-        env["account.chart.template"].ref("account_journal_payment_debit_account_id"))
-    product = env["product.product"].create({
-        "name": "Bench service", "type": "service", "invoice_policy": "order",
-        "taxes_id": [(5, 0, 0)],
-    })
+        [("type", "=", "bank"), ("company_id", "=", company.id)], limit=1
+    )
+    bank.inbound_payment_method_line_ids[:1].payment_account_id = env["account.chart.template"].ref(
+        "account_journal_payment_debit_account_id"
+    )
+    product = env["product.product"].create(
+        {
+            "name": "Bench service",
+            "type": "service",
+            "invoice_policy": "order",
+            "taxes_id": [(5, 0, 0)],
+        }
+    )
     customer = env["res.partner"].create({"name": "Bench template customer"})
-    order = env["sale.order"].create({
-        "partner_id": customer.id,
-        "order_line": [(0, 0, {"product_id": product.id, "price_unit": 1000.0})],
-    })
+    order = env["sale.order"].create(
+        {
+            "partner_id": customer.id,
+            "order_line": [(0, 0, {"product_id": product.id, "price_unit": 1000.0})],
+        }
+    )
     order.action_confirm()
     invoice = order._create_invoices()
     invoice.action_post()
     env["account.payment.register"].with_context(
-        active_model="account.move", active_ids=invoice.ids).create({})._create_payments()
+        active_model="account.move", active_ids=invoice.ids
+    ).create({})._create_payments()
     env.flush_all()
     term = invoice.line_ids.filtered(lambda line: line.display_type == "payment_term")
     partial = term.matched_credit_ids
     assert invoice.payment_state == "paid" and len(partial) == 1, "template not reconciled"
     return {
-        "order": order.id, "line": order.order_line.id, "invoice": invoice.id,
-        "product_line": invoice.invoice_line_ids.id, "term_line": term.id,
+        "order": order.id,
+        "line": order.order_line.id,
+        "invoice": invoice.id,
+        "product_line": invoice.invoice_line_ids.id,
+        "term_line": term.id,
         "partial": partial.id,
     }
 
@@ -485,7 +571,8 @@ def clone(table, template_id, source, overrides):
     """INSERT copies of row ``template_id`` of ``table``, one per row of ``source``
     (an SQL query aliased ``x``), with the columns in ``overrides`` (name: SQL) set."""
     pairs = SQL(", ").join(
-        SQL("%s, to_jsonb(%s)", name, value) for name, value in overrides.items())
+        SQL("%s, to_jsonb(%s)", name, value) for name, value in overrides.items()
+    )
     return SQL(
         """
         INSERT INTO %(table)s
@@ -495,7 +582,10 @@ def clone(table, template_id, source, overrides):
                                              to_jsonb(t) || jsonb_build_object(%(pairs)s)) r
          WHERE t.id = %(template)s
         """,
-        table=SQL.identifier(table), pairs=pairs, source=source, template=template_id,
+        table=SQL.identifier(table),
+        pairs=pairs,
+        source=source,
+        template=template_id,
     )
 
 
@@ -503,8 +593,9 @@ def sell(cr, tpl):
     """Orders for the won deals, invoices and payments, set-based (see the module
     docstring for the shares). Returns the number of orders."""
     cr.execute("SET LOCAL session_replication_role = replica")
-    cr.execute(SQL(
-        """
+    cr.execute(
+        SQL(
+            """
         CREATE TEMP TABLE bench_sale AS
         WITH won AS (
             SELECT l.id AS lead_id, l.date_last_stage_update AS won_at,
@@ -524,8 +615,11 @@ def sell(cr, tpl):
                r_days
           FROM won
         """,
-        cancelled=CANCELLED, invoiced=INVOICED, paid=PAID,
-    ))
+            cancelled=CANCELLED,
+            invoiced=INVOICED,
+            paid=PAID,
+        )
+    )
     cr.execute(
         """
         ALTER TABLE bench_sale ADD COLUMN invoice_id int, ADD COLUMN product_line_id int,
@@ -540,38 +634,79 @@ def sell(cr, tpl):
     paid_on = SQL("(x.confirmed_at + x.r_days * 30 * interval '1 day')::date")
     sales = SQL("SELECT * FROM bench_sale")
     invoices = SQL("SELECT * FROM bench_sale WHERE invoiced")
-    cr.execute(clone("sale_order", tpl["order"], sales, {
-        "id": SQL("x.order_id"), "name": SQL("'BENCH-SO' || x.order_id"),
-        "opportunity_id": SQL("x.lead_id"),
-        "state": SQL("CASE WHEN x.cancelled THEN 'cancel' ELSE 'sale' END"),
-        "date_order": SQL("x.confirmed_at"), "funnel_confirmed_at": SQL("x.confirmed_at"),
-        "invoice_status": SQL("CASE WHEN x.invoiced THEN 'invoiced' ELSE 'to invoice' END"),
-    }))
-    cr.execute(clone("sale_order_line", tpl["line"], sales, {
-        "id": SQL("x.line_id"), "order_id": SQL("x.order_id"),
-        "qty_invoiced": SQL("CASE WHEN x.invoiced THEN 1 ELSE 0 END"),
-    }))
-    cr.execute(clone("account_move", tpl["invoice"], invoices, {
-        "id": SQL("x.invoice_id"), "name": SQL("'BENCH/INV/' || x.invoice_id"),
-        "invoice_date": invoiced_on, "date": invoiced_on,
-        "payment_state": SQL("CASE WHEN x.paid THEN 'paid' ELSE 'not_paid' END"),
-    }))
+    cr.execute(
+        clone(
+            "sale_order",
+            tpl["order"],
+            sales,
+            {
+                "id": SQL("x.order_id"),
+                "name": SQL("'BENCH-SO' || x.order_id"),
+                "opportunity_id": SQL("x.lead_id"),
+                "state": SQL("CASE WHEN x.cancelled THEN 'cancel' ELSE 'sale' END"),
+                "date_order": SQL("x.confirmed_at"),
+                "funnel_confirmed_at": SQL("x.confirmed_at"),
+                "invoice_status": SQL("CASE WHEN x.invoiced THEN 'invoiced' ELSE 'to invoice' END"),
+            },
+        )
+    )
+    cr.execute(
+        clone(
+            "sale_order_line",
+            tpl["line"],
+            sales,
+            {
+                "id": SQL("x.line_id"),
+                "order_id": SQL("x.order_id"),
+                "qty_invoiced": SQL("CASE WHEN x.invoiced THEN 1 ELSE 0 END"),
+            },
+        )
+    )
+    cr.execute(
+        clone(
+            "account_move",
+            tpl["invoice"],
+            invoices,
+            {
+                "id": SQL("x.invoice_id"),
+                "name": SQL("'BENCH/INV/' || x.invoice_id"),
+                "invoice_date": invoiced_on,
+                "date": invoiced_on,
+                "payment_state": SQL("CASE WHEN x.paid THEN 'paid' ELSE 'not_paid' END"),
+            },
+        )
+    )
     for line, line_id in (("product_line", "product_line_id"), ("term_line", "term_line_id")):
-        cr.execute(clone("account_move_line", tpl[line], invoices, {
-            "id": SQL.identifier("x", line_id), "move_id": SQL("x.invoice_id"),
-            "date": invoiced_on,
-        }))
+        cr.execute(
+            clone(
+                "account_move_line",
+                tpl[line],
+                invoices,
+                {
+                    "id": SQL.identifier("x", line_id),
+                    "move_id": SQL("x.invoice_id"),
+                    "date": invoiced_on,
+                },
+            )
+        )
     cr.execute(
         """
         INSERT INTO sale_order_line_invoice_rel (order_line_id, invoice_line_id)
         SELECT line_id, product_line_id FROM bench_sale WHERE invoiced
         """
     )
-    cr.execute(clone("account_partial_reconcile", tpl["partial"],
-                     SQL("SELECT * FROM bench_sale WHERE paid"), {
-        "id": SQL("nextval('account_partial_reconcile_id_seq')"),
-        "debit_move_id": SQL("x.term_line_id"), "max_date": paid_on,
-    }))
+    cr.execute(
+        clone(
+            "account_partial_reconcile",
+            tpl["partial"],
+            SQL("SELECT * FROM bench_sale WHERE paid"),
+            {
+                "id": SQL("nextval('account_partial_reconcile_id_seq')"),
+                "debit_move_id": SQL("x.term_line_id"),
+                "max_date": paid_on,
+            },
+        )
+    )
     cr.execute("SELECT count(*) FROM bench_sale")
     (orders,) = cr.fetchone()
     cr.execute("DROP TABLE bench_sale")
@@ -579,6 +714,7 @@ def sell(cr, tpl):
 
 
 # --- measure ----------------------------------------------------------------------------
+
 
 class SqlSpy:
     """Record the SQL text of the statements run on a cursor."""
@@ -638,8 +774,12 @@ def measure(args):
     timings = json.loads(Path(args.json).read_text()) if args.json else {}
     with registry.cursor() as cr:
         env = api.Environment(cr, ADMIN_UID, {})
-        env = env(context={**env["res.users"].context_get(),
-                           "allowed_company_ids": env.user.company_ids.ids})
+        env = env(
+            context={
+                **env["res.users"].context_get(),
+                "allowed_company_ids": env.user.company_ids.ids,
+            }
+        )
         if env.su or not env.user.has_group("sales_team.group_sale_manager"):
             raise SystemExit(f"uid {ADMIN_UID} must be a sales manager, without superuser mode")
         # Rounds of the four queries in turn, so that a change of load on the machine
@@ -647,8 +787,11 @@ def measure(args):
         results = {key: {"label": label, "times": []} for key, label, *__ in QUERIES}
         load_before = os.getloadavg()[0]
         for n in range(args.runs + 1):
-            print(f"==> round {n}/{args.runs}" + (" (warm-up)" if n == 0 else ""),
-                  file=sys.stderr, flush=True)
+            print(
+                f"==> round {n}/{args.runs}" + (" (warm-up)" if n == 0 else ""),
+                file=sys.stderr,
+                flush=True,
+            )
             for key, __, model, fields, groupby in QUERIES:
                 seconds, groups = run_query(env, model, fields, groupby)
                 results[key]["rows"] = len(groups)
@@ -666,18 +809,22 @@ def measure(args):
                 explain(env, model, fields, groupby, out / f"explain-{key}.txt")
         stats = {
             "deals": count(cr, "SELECT count(*) FROM crm_lead WHERE type = 'opportunity'"),
-            "active": count(cr, "SELECT count(*) FROM crm_lead "
-                                "WHERE type = 'opportunity' AND active"),
+            "active": count(
+                cr, "SELECT count(*) FROM crm_lead WHERE type = 'opportunity' AND active"
+            ),
             "history": count(cr, "SELECT count(*) FROM crm_lead_stage_history"),
             "facts": count(cr, "SELECT count(*) FROM sales_funnel_fact"),
             "pg": count(cr, "SHOW server_version"),
-            "settings": count(cr, """
+            "settings": count(
+                cr,
+                """
                 SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name)
                        || ', JIT available: ' || pg_jit_available()
                   FROM pg_settings
                  WHERE name IN ('jit', 'max_parallel_workers_per_gather', 'work_mem',
                                 'shared_buffers', 'io_method')
-            """),
+            """,
+            ),
             "sizes": ", ".join(
                 f"{table} {count(cr, SQL('SELECT pg_size_pretty(pg_table_size(%s))', table))}"
                 for table in ("crm_lead", "crm_lead_stage_history", "sales_funnel_fact")
@@ -695,33 +842,50 @@ def report(args, stats, timings, results, load):
     print(f"sales_funnel_report benchmark, database {args.database}")
     if os.environ.get("BENCH_REVISION"):
         print(f"code: {os.environ['BENCH_REVISION']}")
-    print(f"N deals: {stats['deals']:,} opportunities ({stats['active']:,} active; "
-          f"crm.lead's read_group hides the {stats['deals'] - stats['active']:,} lost ones, "
-          "the funnel counts them)")
-    print(f"history rows (crm.lead.stage.history): {stats['history']:,} "
-          f"({stats['history'] / max(stats['deals'], 1):.2f} per deal)")
+    print(
+        f"N deals: {stats['deals']:,} opportunities ({stats['active']:,} active; "
+        f"crm.lead's read_group hides the {stats['deals'] - stats['active']:,} lost ones, "
+        "the funnel counts them)"
+    )
+    print(
+        f"history rows (crm.lead.stage.history): {stats['history']:,} "
+        f"({stats['history'] / max(stats['deals'], 1):.2f} per deal)"
+    )
     print(f"funnel rows (sales.funnel.fact): {stats['facts']:,}")
     print(f"table sizes: {stats['sizes']}")
     print(f"PostgreSQL {stats['pg']} ({stats['settings']})")
     if timings:
-        print("data generation: {:.1f} s, full rebuild of funnel rows: {:.1f} s, "
-              "VACUUM ANALYZE: {:.1f} s".format(
-                  timings.get("data generation", 0), timings.get("full rebuild of funnel rows", 0),
-                  timings.get("vacuum analyze", 0)))
+        print(
+            "data generation: {:.1f} s, full rebuild of funnel rows: {:.1f} s, "
+            "VACUUM ANALYZE: {:.1f} s".format(
+                timings.get("data generation", 0),
+                timings.get("full rebuild of funnel rows", 0),
+                timings.get("vacuum analyze", 0),
+            )
+        )
     for label in ("pipeline recompute", "history rebuild"):
         key = f"batch of 1,000 deals, {label}"
         if key in timings:
             print(f"background {key} (how long it holds its deals): {timings[key]:.3f} s")
     if "rebuild from chatter" in timings:
-        print("rebuild of the stage history from the chatter ({:,} tracking rows; stays and "
-              "funnel rows): {:.1f} s, peak RSS of that process {} MB ({} MB before it)".format(
-                  timings["tracking rows"], timings["rebuild from chatter"],
-                  timings["rebuild peak RSS MB"], timings["peak RSS MB before the rebuild"]))
+        print(
+            "rebuild of the stage history from the chatter ({:,} tracking rows; stays and "
+            "funnel rows): {:.1f} s, peak RSS of that process {} MB ({} MB before it)".format(
+                timings["tracking rows"],
+                timings["rebuild from chatter"],
+                timings["rebuild peak RSS MB"],
+                timings["peak RSS MB before the rebuild"],
+            )
+        )
     print(f"peak RSS of the measuring Python process: {rss_mb:.0f} MB")
-    print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.2f} before the measurements, "
-          f"{load[1]:.2f} after")
-    print(f"read_group(..., lazy=False) as uid {ADMIN_UID} (admin, record rules applied); "
-          f"median of {args.runs} runs after 1 warm-up, the queries taking turns")
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average {load[0]:.2f} before the measurements, "
+        f"{load[1]:.2f} after"
+    )
+    print(
+        f"read_group(..., lazy=False) as uid {ADMIN_UID} (admin, record rules applied); "
+        f"median of {args.runs} runs after 1 warm-up, the queries taking turns"
+    )
     if args.explain_dir:
         print(f"EXPLAIN (ANALYZE, BUFFERS) of the SQL: {args.explain_dir}/explain-*.txt")
     print()
@@ -730,11 +894,15 @@ def report(args, stats, timings, results, load):
     print(f"{'query':<{width}}  {'median s':>9}  {'ratio to (a)':>12}  {'rows':>10}")
     print("-" * (width + 37))
     for r in results.values():
-        print(f"{r['label']:<{width}}  {r['median']:>9.3f}  {r['median'] / native:>12.2f}  "
-              f"{r['rows']:>10,}")
+        print(
+            f"{r['label']:<{width}}  {r['median']:>9.3f}  {r['median'] / native:>12.2f}  "
+            f"{r['rows']:>10,}"
+        )
     if "full rebuild of funnel rows" in timings:
-        print(f"{'full rebuild of funnel rows (_refresh_all_bulk())':<{width}}  "
-              f"{timings['full rebuild of funnel rows']:>9.3f}  {'':>12}  {stats['facts']:>10,}")
+        print(
+            f"{'full rebuild of funnel rows (_refresh_all_bulk())':<{width}}  "
+            f"{timings['full rebuild of funnel rows']:>9.3f}  {'':>12}  {stats['facts']:>10,}"
+        )
     print()
     ok = sum(g["lead_count"] for g in funnel["groups"])
     print(f"check: funnel rows counted by (b) = {ok:,}")

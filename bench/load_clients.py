@@ -33,8 +33,11 @@ class Rpc:
         self.url, self.who, self.log = url, login, log
         self.session = requests.Session()
         self.count, self.last = 0, None
-        if not self.call("authenticate", "/web/session/authenticate",
-                         {"db": db, "login": login, "password": password}):
+        if not self.call(
+            "authenticate",
+            "/web/session/authenticate",
+            {"db": db, "login": login, "password": password},
+        ):
             raise SystemExit(f"{login} could not log in: {self.last.error}")
 
     def call(self, kind, path, params):
@@ -43,8 +46,11 @@ class Rpc:
         start = time.monotonic()
         error, result = "", None
         try:
-            reply = self.session.post(self.url + path, timeout=REQUEST_TIMEOUT, json={
-                "jsonrpc": "2.0", "method": "call", "id": next(_ids), "params": params})
+            reply = self.session.post(
+                self.url + path,
+                timeout=REQUEST_TIMEOUT,
+                json={"jsonrpc": "2.0", "method": "call", "id": next(_ids), "params": params},
+            )
             reply.raise_for_status()
             body = reply.json()
             if "error" in body:
@@ -60,14 +66,25 @@ class Rpc:
         return None if error else result
 
     def kw(self, kind, model, method, args, **kwargs):
-        return self.call(kind, "/web/dataset/call_kw",
-                         {"model": model, "method": method, "args": args, "kwargs": kwargs})
+        return self.call(
+            kind,
+            "/web/dataset/call_kw",
+            {"model": model, "method": method, "args": args, "kwargs": kwargs},
+        )
 
 
 def read_funnel(rpc):
     # as the graph view loads: the grouped measures, then the notice it shows
-    rpc.kw("read_funnel", "sales.funnel.report", "web_read_group", [],
-           domain=FUNNEL_DOMAIN, fields=FUNNEL_FIELDS, groupby=["step_id"], lazy=False)
+    rpc.kw(
+        "read_funnel",
+        "sales.funnel.report",
+        "web_read_group",
+        [],
+        domain=FUNNEL_DOMAIN,
+        fields=FUNNEL_FIELDS,
+        groupby=["step_id"],
+        lazy=False,
+    )
     return rpc.kw("notice", "sales.funnel.report", "get_update_notice", [])
 
 
@@ -101,8 +118,9 @@ class Salesperson(threading.Thread):
     def run(self):
         # Logging in and a first read load the registry in each worker: that is not
         # the steady state, so it happens before the clock starts.
-        self.rpc = rpc = Rpc(self.clock.url, self.clock.db, self.login, "load",
-                             self.clock.warmup_log)
+        self.rpc = rpc = Rpc(
+            self.clock.url, self.clock.db, self.login, "load", self.clock.warmup_log
+        )
         read_funnel(rpc)
         rpc.log = self.clock.log
         self.clock.barrier.wait()
@@ -119,8 +137,15 @@ class Salesperson(threading.Thread):
                 target = rnd.choice([s for s in self.stages_by_team[team] if s != stage])
                 self.edit(deal, "move", target, True, "write", [[deal], {"stage_id": target}])
             else:
-                self.edit(deal, "lose", stage, False, "action_set_lost", [[deal]],
-                          lost_reason_id=rnd.choice(self.reasons))
+                self.edit(
+                    deal,
+                    "lose",
+                    stage,
+                    False,
+                    "action_set_lost",
+                    [[deal]],
+                    lost_reason_id=rnd.choice(self.reasons),
+                )
             time.sleep(rnd.uniform(*self.think))
 
     def edit(self, deal, kind, stage, active, method, args, **kwargs):
@@ -172,8 +197,17 @@ class Administrator(threading.Thread):
         self.note("deadline")
 
     def stages(self):
-        return self.rpc.kw("admin_read", "crm.stage", "search_read", [],
-                           fields=["id", "team_id", "is_won"], order="sequence, id") or []
+        return (
+            self.rpc.kw(
+                "admin_read",
+                "crm.stage",
+                "search_read",
+                [],
+                fields=["id", "team_id", "is_won"],
+                order="sequence, id",
+            )
+            or []
+        )
 
     def resequence(self):
         stages = self.stages()
@@ -183,8 +217,11 @@ class Administrator(threading.Thread):
         first, second = ids.index(shared[0]), ids.index(shared[1])
         ids.insert(second, ids.pop(first))
         self.note("resequence")
-        self.rpc.call("resequence", "/web/dataset/resequence",
-                      {"model": "crm.stage", "ids": ids, "field": "sequence", "offset": 1})
+        self.rpc.call(
+            "resequence",
+            "/web/dataset/resequence",
+            {"model": "crm.stage", "ids": ids, "field": "sequence", "offset": 1},
+        )
 
     def toggle_won(self):
         # the first call sets Is Won on a shared stage that is not won, the second

@@ -51,8 +51,13 @@ def db_connect(rc, db):
     conf.read(rc)
     o = conf["options"]
     password = o.get("db_password", "False")
-    return psycopg2.connect(host=o["db_host"], port=o["db_port"], user=o["db_user"],
-                            password=None if password == "False" else password, dbname=db)
+    return psycopg2.connect(
+        host=o["db_host"],
+        port=o["db_port"],
+        user=o["db_user"],
+        password=None if password == "False" else password,
+        dbname=db,
+    )
 
 
 def query(conn, sql, params=()):
@@ -64,10 +69,21 @@ def query(conn, sql, params=()):
 
 
 def start_odoo(args, port):
-    cmd = [sys.executable, args.odoo_bin, "-c", args.config, "-d", args.database,
-           f"--db-filter=^{args.database}$", "--workers=4", "--max-cron-threads=1",
-           f"--http-port={port}", f"--gevent-port={free_port()}", "--limit-time-real=120",
-           f"--logfile={args.log}"]
+    cmd = [
+        sys.executable,
+        args.odoo_bin,
+        "-c",
+        args.config,
+        "-d",
+        args.database,
+        f"--db-filter=^{args.database}$",
+        "--workers=4",
+        "--max-cron-threads=1",
+        f"--http-port={port}",
+        f"--gevent-port={free_port()}",
+        "--limit-time-real=120",
+        f"--logfile={args.log}",
+    ]
     # What dies before Odoo's logging starts (the long-polling process) writes here.
     with open(args.log + ".stderr", "w") as stderr:
         server = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stderr=stderr)
@@ -103,39 +119,72 @@ def percentile(values, p):
 
 def latency_row(label, reqs):
     secs = [r.seconds for r in reqs]
-    return (f"{label:<38} {len(reqs):>8} {sum(1 for r in reqs if r.error):>6} "
-            f"{1000 * percentile(secs, 50):>8.0f} {1000 * percentile(secs, 99):>8.0f} "
-            f"{1000 * max(secs, default=float('nan')):>8.0f} "
-            f"{sum(1 for s in secs if s > SLOW):>6}")
+    return (
+        f"{label:<38} {len(reqs):>8} {sum(1 for r in reqs if r.error):>6} "
+        f"{1000 * percentile(secs, 50):>8.0f} {1000 * percentile(secs, 99):>8.0f} "
+        f"{1000 * max(secs, default=float('nan')):>8.0f} "
+        f"{sum(1 for s in secs if s > SLOW):>6}"
+    )
 
 
 def lost_edits(conn, clients):
-    intents = {deal: tuple(state[1:]) for c in clients for deal, state in c.intent.items()
-               if deal not in c.unsure}
-    rows = query(conn, "SELECT id, stage_id, active FROM crm_lead WHERE id = ANY(%s)",
-                 [list(intents)])
-    return {deal: (intents[deal], (stage, active)) for deal, stage, active in rows
-            if intents[deal] != (stage, active)}
+    intents = {
+        deal: tuple(state[1:])
+        for c in clients
+        for deal, state in c.intent.items()
+        if deal not in c.unsure
+    }
+    rows = query(
+        conn, "SELECT id, stage_id, active FROM crm_lead WHERE id = ANY(%s)", [list(intents)]
+    )
+    return {
+        deal: (intents[deal], (stage, active))
+        for deal, stage, active in rows
+        if intents[deal] != (stage, active)
+    }
 
 
 def run(args):
     conn = db_connect(args.config, args.database)
-    deals = query(conn, """
+    deals = query(
+        conn,
+        """
         SELECT u.login, l.id, l.team_id, l.stage_id, l.active
           FROM crm_lead l JOIN res_users u ON u.id = l.user_id
-         WHERE u.login LIKE 'load\\_client\\_%%'""")
-    stages = {team: [s for (s,) in query(conn, """SELECT id FROM crm_stage WHERE team_id = %s
-                OR team_id IS NULL ORDER BY sequence, id""", [team])]
-              for team in {d[2] for d in deals}}
+         WHERE u.login LIKE 'load\\_client\\_%%'""",
+    )
+    stages = {
+        team: [
+            s
+            for (s,) in query(
+                conn,
+                """SELECT id FROM crm_stage WHERE team_id = %s
+                OR team_id IS NULL ORDER BY sequence, id""",
+                [team],
+            )
+        ]
+        for team in {d[2] for d in deals}
+    }
     reasons = [r for (r,) in query(conn, "SELECT id FROM crm_lost_reason")]
     server, url = start_odoo(args, free_port())
     print(f"==> Odoo in worker mode on {url} (log: {args.log})", flush=True)
     try:
         clock = Clock(url, args.database, args.clients, args.seconds)
         clients = [
-            Salesperson(login, [{"id": d, "team_id": t, "stage_id": s, "active": a}
-                                for who, d, t, s, a in deals if who == login],
-                        stages, reasons, clock, (0.2, 1.0), args.seconds * 20, seed=i)
+            Salesperson(
+                login,
+                [
+                    {"id": d, "team_id": t, "stage_id": s, "active": a}
+                    for who, d, t, s, a in deals
+                    if who == login
+                ],
+                stages,
+                reasons,
+                clock,
+                (0.2, 1.0),
+                args.seconds * 20,
+                seed=i,
+            )
             for i, login in enumerate(f"load_client_{i + 1}" for i in range(args.clients))
         ]
         for c in clients:
@@ -145,11 +194,19 @@ def run(args):
         admin_rpc.log = admin_log
         clock.barrier.wait()
         start, until, log = clock.start, clock.until, clock.log
-        admin = Administrator(admin_rpc, args.admin_after, 5, until + args.drain, lambda: query(
-            conn, "SELECT count(*) FROM sales_funnel_job")[0][0])
+        admin = Administrator(
+            admin_rpc,
+            args.admin_after,
+            5,
+            until + args.drain,
+            lambda: query(conn, "SELECT count(*) FROM sales_funnel_job")[0][0],
+        )
         admin.start()
-        print(f"==> {args.clients} salespeople for {args.seconds} s; the administrator "
-              f"starts after {args.admin_after} s", flush=True)
+        print(
+            f"==> {args.clients} salespeople for {args.seconds} s; the administrator "
+            f"starts after {args.admin_after} s",
+            flush=True,
+        )
         for c in clients:
             c.join(args.seconds + REQUEST_TIMEOUT + 10)
         admin.done.set()
@@ -163,12 +220,26 @@ def run(args):
     check = None
     if not jobs_left:
         print("==> Comparing with a full rebuild (load_check.py compare)...", flush=True)
-        subprocess.run([sys.executable, str(HERE / "load_check.py"), "compare", "-c",
-                        args.config, "-d", args.database, "--logfile", args.log, "--json",
-                        args.check_json], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(HERE / "load_check.py"),
+                "compare",
+                "-c",
+                args.config,
+                "-d",
+                args.database,
+                "--logfile",
+                args.log,
+                "--json",
+                args.check_json,
+            ],
+            check=True,
+        )
         check = json.loads(Path(args.check_json).read_text())
-    return report(args, log, admin_log, admin.events, start, jobs_left, lost, check,
-                  clock.warmup_log)
+    return report(
+        args, log, admin_log, admin.events, start, jobs_left, lost, check, clock.warmup_log
+    )
 
 
 def report(args, log, admin_log, events, start, jobs_left, lost, check, warmup):
@@ -187,47 +258,76 @@ def report(args, log, admin_log, events, start, jobs_left, lost, check, warmup):
     stderr = Path(args.log + ".stderr").read_text(errors="replace")
     found["long-polling process crashes (stderr)"] = stderr.count("Traceback")
     found["cron workers killed for their time limit"] = len(set(re.findall(KILLED_CRON, text)))
-    out = [f"load test of {args.database}: {args.clients} salespeople for {args.seconds} s, "
-           f"Odoo --workers=4 --max-cron-threads=1, {os.cpu_count()} CPUs, load average "
-           f"{os.getloadavg()[0]:.1f} at the end", "",
-           f"{'requests':<38} {'count':>8} {'errors':>6} {'p50 ms':>8} {'p99 ms':>8} "
-           f"{'max ms':>8} {'>2 s':>6}"]
+    out = [
+        f"load test of {args.database}: {args.clients} salespeople for {args.seconds} s, "
+        f"Odoo --workers=4 --max-cron-threads=1, {os.cpu_count()} CPUs, load average "
+        f"{os.getloadavg()[0]:.1f} at the end",
+        "",
+        f"{'requests':<38} {'count':>8} {'errors':>6} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'max ms':>8} {'>2 s':>6}",
+    ]
     out += [latency_row(k, [r for r in log if r.kind == k]) for k in CLIENT_KINDS]
-    out += [latency_row("salespeople, all", log),
-            latency_row("salespeople, in recompute window", in_window),
-            latency_row("administrator, all", admin_log),
-            latency_row("warm-up (log in, 1st read; not counted)", warmup)]
-    out += [latency_row(f"  admin {k}", [r for r in admin_log if r.kind == k])
-            for k in ("resequence", "toggle_won", "rebuild")]
+    out += [
+        latency_row("salespeople, all", log),
+        latency_row("salespeople, in recompute window", in_window),
+        latency_row("administrator, all", admin_log),
+        latency_row("warm-up (log in, 1st read; not counted)", warmup),
+    ]
+    out += [
+        latency_row(f"  admin {k}", [r for r in admin_log if r.kind == k])
+        for k in ("resequence", "toggle_won", "rebuild")
+    ]
     errors = [r for r in log + admin_log if r.error]
-    out += [""] + [f"error: {r.who} {r.kind} at +{r.start - start:.1f} s: {r.error}"
-                   for r in errors[:20]]
+    out += [""] + [
+        f"error: {r.who} {r.kind} at +{r.start - start:.1f} s: {r.error}" for r in errors[:20]
+    ]
     out += [f"server log: {k}: {n}" for k, n in found.items()]
-    out += [f"recompute window: {end - w_start:.1f} s, from the first pipeline change at "
-            f"+{w_start - start:.1f} s to "
-            f"{'no job left' if not jobs_left else 'the --drain deadline, NOT DRAINED,'} "
-            f"at +{end - start:.1f} s",
-            f"lost edits: {len(lost)} of the deals the salespeople last edited successfully"]
-    out += [f"  deal {d}: asked (stage, active) {a}, database {b}" for d, (a, b) in
-            list(lost.items())[:10]]
+    out += [
+        f"recompute window: {end - w_start:.1f} s, from the first pipeline change at "
+        f"+{w_start - start:.1f} s to "
+        f"{'no job left' if not jobs_left else 'the --drain deadline, NOT DRAINED,'} "
+        f"at +{end - start:.1f} s",
+        f"lost edits: {len(lost)} of the deals the salespeople last edited successfully",
+    ]
+    out += [
+        f"  deal {d}: asked (stage, active) {a}, database {b}"
+        for d, (a, b) in list(lost.items())[:10]
+    ]
     if check:
-        out += ["", f"funnel compared with a full rebuild ({check['sales_funnel_fact_rows']:,} "
-                f"funnel rows, {check['crm_lead_stage_history_rows']:,} stays; every column "
-                "but id and create/write uid/date; rows counted as multisets):"]
-        for key in ("refresh_all_bulk:funnel", "rebuild_from_tracking:funnel",
-                    "rebuild_from_tracking:stays"):
+        out += [
+            "",
+            f"funnel compared with a full rebuild ({check['sales_funnel_fact_rows']:,} "
+            f"funnel rows, {check['crm_lead_stage_history_rows']:,} stays; every column "
+            "but id and create/write uid/date; rows counted as multisets):",
+        ]
+        for key in (
+            "refresh_all_bulk:funnel",
+            "rebuild_from_tracking:funnel",
+            "rebuild_from_tracking:stays",
+        ):
             d = check[key]
-            out.append(f"  {key}: {d['only_before']} rows only before, {d['only_after']} only "
-                       "after the rebuild")
+            out.append(
+                f"  {key}: {d['only_before']} rows only before, {d['only_after']} only "
+                "after the rebuild"
+            )
     else:
-        out += ["", "funnel not compared: background jobs (kind, deals done, of total) still "
-                f"queued after --drain {args.drain} s: {jobs_left}"]
+        out += [
+            "",
+            "funnel not compared: background jobs (kind, deals done, of total) still "
+            f"queued after --drain {args.drain} s: {jobs_left}",
+        ]
     funnel_equal = bool(check) and all(
         check[k]["only_before"] == check[k]["only_after"] == 0
-        for k in ("refresh_all_bulk:funnel", "rebuild_from_tracking:funnel"))
-    must = {"no errors": not errors, "no deadlocks": not found["deadlocks"],
-            "no lost edits": not lost, "no request over 2 s": all(r.seconds <= SLOW for r in log),
-            "jobs drained": not jobs_left, "funnel equal to a full rebuild": funnel_equal}
+        for k in ("refresh_all_bulk:funnel", "rebuild_from_tracking:funnel")
+    )
+    must = {
+        "no errors": not errors,
+        "no deadlocks": not found["deadlocks"],
+        "no lost edits": not lost,
+        "no request over 2 s": all(r.seconds <= SLOW for r in log),
+        "jobs drained": not jobs_left,
+        "funnel equal to a full rebuild": funnel_equal,
+    }
     out += [""] + [f"{'yes' if ok else 'NO '}  {name}" for name, ok in must.items()]
     print("\n".join(out))
     return 0 if all(must.values()) else 1

@@ -68,14 +68,25 @@ def prepare(args):
             [args.quotations],
         )
         deals = env.cr.fetchall()
-        product = env["product.product"].create({
-            "name": "Write-path bench service", "type": "service", "list_price": 500.0,
-            "invoice_policy": "order", "taxes_id": [(5, 0, 0)],
-        })
-        orders = env["sale.order"].create([{
-            "partner_id": partner_id, "opportunity_id": deal_id,
-            "order_line": [(0, 0, {"product_id": product.id, "product_uom_qty": 2})],
-        } for deal_id, partner_id in deals])
+        product = env["product.product"].create(
+            {
+                "name": "Write-path bench service",
+                "type": "service",
+                "list_price": 500.0,
+                "invoice_policy": "order",
+                "taxes_id": [(5, 0, 0)],
+            }
+        )
+        orders = env["sale.order"].create(
+            [
+                {
+                    "partner_id": partner_id,
+                    "opportunity_id": deal_id,
+                    "order_line": [(0, 0, {"product_id": product.id, "product_uom_qty": 2})],
+                }
+                for deal_id, partner_id in deals
+            ]
+        )
         env.cr.commit()
         print(f"    {len(orders)} quotations created", flush=True)
     vacuum(registry)
@@ -128,8 +139,9 @@ def pick_quotations(registry, n, last=0):
         env.cr.execute("SELECT id FROM sale_order WHERE state = 'draft' ORDER BY id")
         ids = [order_id for (order_id,) in env.cr.fetchall()]
     if len(ids) < max(n, last):
-        raise SystemExit(f"{len(ids)} quotations for {max(n, last)} confirmations: "
-                         "run prepare with more")
+        raise SystemExit(
+            f"{len(ids)} quotations for {max(n, last)} confirmations: run prepare with more"
+        )
     return ids[-last:] if last else ids[:n]
 
 
@@ -179,16 +191,17 @@ def measure(args):
         if n % 50 == 0:
             print(f"==> round {n}/{total}", file=sys.stderr, flush=True)
     print()
-    print(f"write path, {args.rounds} rounds after {args.warmup} warm-up, alternating "
-          f"{args.db_with} (with {ADDON}) and {args.db_without} (without)")
+    print(
+        f"write path, {args.rounds} rounds after {args.warmup} warm-up, alternating "
+        f"{args.db_with} (with {ADDON}) and {args.db_without} (without)"
+    )
     print(f"{'operation':<26} {'db':<8} {'median ms':>10} {'p95 ms':>8} {'ratio':>6}")
     print("-" * 62)
     for op, _f in OPERATIONS:
         base = statistics.median(times[op, "without"])
         for db in ("with", "without"):
             med = statistics.median(times[op, db])
-            print(f"{op:<26} {db:<8} {med:>10.1f} {p95(times[op, db]):>8.1f} "
-                  f"{med / base:>6.2f}")
+            print(f"{op:<26} {db:<8} {med:>10.1f} {p95(times[op, db]):>8.1f} {med / base:>6.2f}")
     for op, _f in OPERATIONS:
         ratio = statistics.median(times[op, "with"]) / statistics.median(times[op, "without"])
         print(f"ratio {op.split()[0]} with/without = {ratio:.2f} (target <= 1.20)")

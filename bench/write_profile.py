@@ -98,8 +98,10 @@ def summary(runs_with, runs_without, addon):
             wall = statistics.median(w for w, _s in runs)
             sql = statistics.median(sum(ms for _k, ms, _t in s) for _w, s in runs)
             count = statistics.median(len(s) for _w, s in runs)
-            lines.append(f"{name:<8} wall median {wall:7.1f} ms, SQL median {sql:6.1f} ms, "
-                         f"statements median {count:.0f}")
+            lines.append(
+                f"{name:<8} wall median {wall:7.1f} ms, SQL median {sql:6.1f} ms, "
+                f"statements median {count:.0f}"
+            )
         per = defaultdict(list)
         for _w, statements in runs_with[op]:
             seen = defaultdict(float)
@@ -114,10 +116,14 @@ def summary(runs_with, runs_without, addon):
             for key, _ms, _t in statements:
                 if key in addon:
                     counts[key] += 1
-        rows = sorted(((statistics.median(v), statistics.mean(v), k)
-                       for k, v in per.items() if counts[k]), reverse=True)
-        lines.append(f"statements the addon adds, or changes (Odoo's own with its columns): "
-                     f"{len(rows)} kinds, per operation:")
+        rows = sorted(
+            ((statistics.median(v), statistics.mean(v), k) for k, v in per.items() if counts[k]),
+            reverse=True,
+        )
+        lines.append(
+            f"statements the addon adds, or changes (Odoo's own with its columns): "
+            f"{len(rows)} kinds, per operation:"
+        )
         lines.append(f"{'median ms':>9} {'mean ms':>8} {'count':>6}  statement")
         for med, mean, key in rows:
             lines.append(f"{med:>9.2f} {mean:>8.2f} {counts[key] / n:>6.1f}  {key[:160]}")
@@ -139,22 +145,28 @@ def main(argv):
     # the last draft quotations and a fresh sample of deals: not the measured ones
     quotations = pick_quotations(reg_with, 0, last=args.ops + 1)
     moves = pick_moves(reg_with, args.ops + 1, seed=7)
-    work = {"stage write + commit": moves[:-1],
-            "action_confirm + commit": [(o,) for o in quotations[:-1]]}
+    work = {
+        "stage write + commit": moves[:-1],
+        "action_confirm + commit": [(o,) for o in quotations[:-1]],
+    }
     runs_with = profile_ops(reg_with, work)
     runs_without = profile_ops(reg_without, work)
     known = {k for runs in runs_without.values() for _w, s in runs for k, _ms, _t in s}
     addon = {k for runs in runs_with.values() for _w, s in runs for k, _ms, _t in s} - known
     text = summary(runs_with, runs_without, addon)
     plans = []
-    for op, item in (("stage write + commit", moves[-1]),
-                     ("action_confirm + commit", (quotations[-1],))):
+    for op, item in (
+        ("stage write + commit", moves[-1]),
+        ("action_confirm + commit", (quotations[-1],)),
+    ):
         plans += explain_addon(reg_with, op, item, addon)
     with admin_env(reg_with) as env:
         env.cr.execute("SELECT count(*) FROM crm_lead")
         deals = env.cr.fetchone()[0]
-    head = (f"write-path profile: {args.db_with} (with the addon) vs {args.db_without}, "
-            f"{deals:,} deals, {args.ops} operations of each kind per database")
+    head = (
+        f"write-path profile: {args.db_with} (with the addon) vs {args.db_without}, "
+        f"{deals:,} deals, {args.ops} operations of each kind per database"
+    )
     Path(args.out).write_text(head + "\n" + text + "\n")
     Path(args.out + ".explain.txt").write_text("\n\n".join(plans) + "\n")
     print(head)

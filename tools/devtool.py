@@ -182,8 +182,10 @@ def pg_start(pgdata: Path, port: int) -> None:
             res = _pg(
                 [
                     "initdb",
-                    "-D", str(pgdata),
-                    "-U", PG_SUPERUSER,
+                    "-D",
+                    str(pgdata),
+                    "-U",
+                    PG_SUPERUSER,
                     "--auth=trust",
                     "--encoding=UTF8",
                     "--locale=C",
@@ -197,8 +199,19 @@ def pg_start(pgdata: Path, port: int) -> None:
         log = pgdata / "server.log"
         print(f"==> Starting embedded PostgreSQL on 127.0.0.1:{port} (log: {log}) ...", flush=True)
         res = _pg(
-            ["pg_ctl", "-D", str(pgdata), "-l", str(log), "-w", "-t", "60",
-             "-o", f"-p {port}", "start"],
+            [
+                "pg_ctl",
+                "-D",
+                str(pgdata),
+                "-l",
+                str(log),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                f"-p {port}",
+                "start",
+            ],
             pgdata,
             stdin=subprocess.DEVNULL,
         )

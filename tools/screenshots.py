@@ -67,26 +67,36 @@ class Odoo:
         self.models = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/object", allow_none=True)
 
     def call(self, model, method, *args, **kwargs):
-        return self.models.execute_kw(self.db, self.uid, self.password, model, method,
-                                      list(args), kwargs)
+        return self.models.execute_kw(
+            self.db, self.uid, self.password, model, method, list(args), kwargs
+        )
 
     def demo_team_id(self):
         module, name = DEMO_TEAM
-        rows = self.call("ir.model.data", "search_read",
-                         [("module", "=", module), ("name", "=", name)], fields=["res_id"])
+        rows = self.call(
+            "ir.model.data",
+            "search_read",
+            [("module", "=", module), ("name", "=", name)],
+            fields=["res_id"],
+        )
         if rows:
             return rows[0]["res_id"]
         ids = self.call("crm.team", "search", [("name", "=", DEMO_TEAM_NAME)], limit=1)
         if not ids:
             raise ScreenshotError(
-                f"no sales team {DEMO_TEAM_NAME!r}: is this the demo database (./dev run --reset)?")
+                f"no sales team {DEMO_TEAM_NAME!r}: is this the demo database (./dev run --reset)?"
+            )
         return ids[0]
 
     def pick_deal(self, team_id):
         """The team's deal with the most telling history: a move back and a loss if
         possible, then the most stays (at most 7, so the whole list fits the picture)."""
-        stays = self.call("crm.lead.stage.history", "search_read", [("team_id", "=", team_id)],
-                          fields=["lead_id", "outcome"])
+        stays = self.call(
+            "crm.lead.stage.history",
+            "search_read",
+            [("team_id", "=", team_id)],
+            fields=["lead_id", "outcome"],
+        )
         per_lead = {}
         for stay in stays:
             if stay["lead_id"]:
@@ -96,8 +106,13 @@ class Odoo:
 
         def score(item):
             lead_id, outcomes = item
-            return ("back" in outcomes, "lost" in outcomes, len(outcomes) <= 7,
-                    len(outcomes), -lead_id)
+            return (
+                "back" in outcomes,
+                "lost" in outcomes,
+                len(outcomes) <= 7,
+                len(outcomes),
+                -lead_id,
+            )
 
         return max(per_lead.items(), key=score)[0]
 
@@ -118,18 +133,32 @@ class Browser:
         self.width, self.height = width, height
         self.profile = tempfile.mkdtemp(prefix="funnel_screenshots_")
         flags = [
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-            "--disable-extensions", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--disable-quic",
-            "--disable-default-apps", "--disable-translate", "--disable-breakpad",
-            "--no-first-run", "--no-default-browser-check", "--hide-scrollbars",
-            "--force-device-scale-factor=1", "--lang=en-US",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-extensions",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-quic",
+            "--disable-default-apps",
+            "--disable-translate",
+            "--disable-breakpad",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--hide-scrollbars",
+            "--force-device-scale-factor=1",
+            "--lang=en-US",
             f"--window-size={width},{height}",
-            "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
-            f"--user-data-dir={self.profile}", "about:blank",
+            "--remote-debugging-address=127.0.0.1",
+            "--remote-debugging-port=0",
+            f"--user-data-dir={self.profile}",
+            "about:blank",
         ]
-        self.proc = subprocess.Popen([executable, *flags], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [executable, *flags], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         self.ws = None
         self.next_id = 0
         try:
@@ -151,12 +180,18 @@ class Browser:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as resp:
             targets = json.load(resp)
         page = next(t for t in targets if t["type"] == "page")
-        self.ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=60,
-                                              suppress_origin=True)
+        self.ws = websocket.create_connection(
+            page["webSocketDebuggerUrl"], timeout=60, suppress_origin=True
+        )
         self.send("Page.enable")
         self.send("Runtime.enable")
-        self.send("Emulation.setDeviceMetricsOverride", width=self.width, height=self.height,
-                  deviceScaleFactor=1, mobile=False)
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            width=self.width,
+            height=self.height,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
 
     def send(self, method, **params):
         """Send one DevTools command and return its result (events are skipped)."""
@@ -171,8 +206,13 @@ class Browser:
 
     def evaluate(self, expression):
         """Evaluate JavaScript in the page (awaiting a promise) and return its value."""
-        result = self.send("Runtime.evaluate", expression=expression, awaitPromise=True,
-                           returnByValue=True, userGesture=True)
+        result = self.send(
+            "Runtime.evaluate",
+            expression=expression,
+            awaitPromise=True,
+            returnByValue=True,
+            userGesture=True,
+        )
         if "exceptionDetails" in result:
             details = result["exceptionDetails"]
             text = details.get("exception", {}).get("description") or details.get("text")
@@ -194,7 +234,8 @@ class Browser:
                 return value
             error = self.evaluate(
                 "(document.querySelector('.o_error_dialog, .o_dialog .modal-body') || {})"
-                ".innerText || ''")
+                ".innerText || ''"
+            )
             if error:
                 raise ScreenshotError(f"waiting for {what}, Odoo showed: {error[:500]}")
             if time.monotonic() > deadline:
@@ -243,8 +284,9 @@ def settle(browser, ready_js, what, delay=1.5):
 
 def login(browser, base_url, db, user, password):
     browser.navigate(f"{base_url}/web/login?db={db}")
-    browser.wait_for("!!document.querySelector('form.oe_login_form input[name=login]')",
-                     "the login form")
+    browser.wait_for(
+        "!!document.querySelector('form.oe_login_form input[name=login]')", "the login form"
+    )
     browser.evaluate(f"""(() => {{
         const form = document.querySelector('form.oe_login_form');
         form.querySelector('input[name=login]').value = {json.dumps(user)};
@@ -256,12 +298,15 @@ def login(browser, base_url, db, user, password):
     while time.monotonic() < deadline:
         time.sleep(0.3)
         try:
-            state = browser.evaluate("""(() => ({
+            state = (
+                browser.evaluate("""(() => ({
                 path: location.pathname,
                 error: (document.querySelector('.oe_login_form .alert-danger') || {}).innerText,
                 client: !!(window.odoo && odoo.__WOWL_DEBUG__
                            && document.querySelector('.o_main_navbar')),
-            }))()""") or {}
+            }))()""")
+                or {}
+            )
         except ScreenshotError:
             continue  # the page is being replaced
         if state.get("error"):
@@ -302,24 +347,48 @@ def open_funnel(browser, view_type, context):
 
 
 def take_funnel_graph(browser, out, team_id):
-    open_funnel(browser, "graph", {
-        "search_default_opportunity": 1, "search_default_team_id": team_id,
-        "graph_measure": "lead_count", "graph_groupbys": ["step_id"], "graph_mode": "bar",
-    })
-    settle(browser, "!!document.querySelector('.o_graph_view .o_graph_canvas_container canvas')",
-           "the funnel graph")
+    open_funnel(
+        browser,
+        "graph",
+        {
+            "search_default_opportunity": 1,
+            "search_default_team_id": team_id,
+            "graph_measure": "lead_count",
+            "graph_groupbys": ["step_id"],
+            "graph_mode": "bar",
+        },
+    )
+    settle(
+        browser,
+        "!!document.querySelector('.o_graph_view .o_graph_canvas_container canvas')",
+        "the funnel graph",
+    )
     browser.screenshot(out / "funnel-graph.png")
 
 
 def take_funnel_pivot(browser, out, team_id):
-    open_funnel(browser, "pivot", {
-        "search_default_opportunity": 1, "search_default_team_id": team_id,
-        "pivot_measures": ["lead_count", "lost_count", "conversion_rate", "duration_days",
-                           "duration_median_days"],
-        "pivot_row_groupby": ["step_id"], "pivot_column_groupby": [],
-    })
-    settle(browser, "!!document.querySelector('.o_pivot_view .o_pivot table tbody tr')",
-           "the funnel pivot")
+    open_funnel(
+        browser,
+        "pivot",
+        {
+            "search_default_opportunity": 1,
+            "search_default_team_id": team_id,
+            "pivot_measures": [
+                "lead_count",
+                "lost_count",
+                "conversion_rate",
+                "duration_days",
+                "duration_median_days",
+            ],
+            "pivot_row_groupby": ["step_id"],
+            "pivot_column_groupby": [],
+        },
+    )
+    settle(
+        browser,
+        "!!document.querySelector('.o_pivot_view .o_pivot table tbody tr')",
+        "the funnel pivot",
+    )
     browser.screenshot(out / "funnel-pivot.png")
 
 
@@ -345,33 +414,51 @@ def add_domain_facet(browser, domain):
 
 
 def take_loss_reasons(browser, out, team_id):
-    open_funnel(browser, "pivot", {
-        "search_default_opportunity": 1, "search_default_team_id": team_id,
-        "pivot_measures": ["lost_count"],
-        "pivot_row_groupby": ["step_id"], "pivot_column_groupby": ["lost_reason_id"],
-    })
-    settle(browser, "!!document.querySelector('.o_pivot_view .o_pivot table tbody tr')",
-           "the funnel pivot", delay=0.3)
+    open_funnel(
+        browser,
+        "pivot",
+        {
+            "search_default_opportunity": 1,
+            "search_default_team_id": team_id,
+            "pivot_measures": ["lost_count"],
+            "pivot_row_groupby": ["step_id"],
+            "pivot_column_groupby": ["lost_reason_id"],
+        },
+    )
+    settle(
+        browser,
+        "!!document.querySelector('.o_pivot_view .o_pivot table tbody tr')",
+        "the funnel pivot",
+        delay=0.3,
+    )
     # Only the rows where a deal was lost: a facet "Outcome at Stage = Lost".
     add_domain_facet(browser, json.dumps([["state", "=", "lost"]]))
-    settle(browser, "document.querySelectorAll('.o_searchview_facet').length >= 3"
-                    " && document.querySelectorAll('.o_pivot_view .o_pivot thead tr').length >= 2",
-           "the loss reason pivot")
+    settle(
+        browser,
+        "document.querySelectorAll('.o_searchview_facet').length >= 3"
+        " && document.querySelectorAll('.o_pivot_view .o_pivot thead tr').length >= 2",
+        "the loss reason pivot",
+    )
     browser.screenshot(out / "funnel-loss-reasons.png")
 
 
 def take_deal_history(browser, out, base_url, deal_id):
     browser.navigate(f"{base_url}/odoo/{DEAL_PATH}/{deal_id}")
-    browser.wait_for("!!document.querySelector('.o_form_view .o_notebook a[name=stage_history]')",
-                     "the deal form")
+    browser.wait_for(
+        "!!document.querySelector('.o_form_view .o_notebook a[name=stage_history]')",
+        "the deal form",
+    )
     hide_distractions(browser)
     browser.evaluate("""(() => {
         document.querySelector('.o_form_view .o_notebook a[name=stage_history]').click();
         return true;
     })()""")
-    settle(browser, "!!document.querySelector("
-                    "'.o_notebook .tab-pane.active [name=stage_history_ids] tbody tr.o_data_row')",
-           "the Stage History tab")
+    settle(
+        browser,
+        "!!document.querySelector("
+        "'.o_notebook .tab-pane.active [name=stage_history_ids] tbody tr.o_data_row')",
+        "the Stage History tab",
+    )
     # Show the form from its top when the tab fits in the window, else scroll the tab's
     # bottom into sight.
     browser.evaluate("""(() => {

@@ -30,6 +30,7 @@ class AccountMove(models.Model):
 
     def _funnel_invoice_ids(self):
         return [
-            move.id for move in self
+            move.id
+            for move in self
             if isinstance(move.id, int) and move.move_type in ("out_invoice", "out_refund")
         ]

@@ -3,10 +3,18 @@ from odoo.exceptions import UserError
 from odoo.tools import SQL
 
 # Writing any of these changes what the funnel shows for a deal.
-FUNNEL_FIELDS = frozenset({
-    "stage_id", "active", "lost_reason_id", "team_id", "user_id", "company_id", "type",
-    "expected_revenue",
-})
+FUNNEL_FIELDS = frozenset(
+    {
+        "stage_id",
+        "active",
+        "lost_reason_id",
+        "team_id",
+        "user_id",
+        "company_id",
+        "type",
+        "expected_revenue",
+    }
+)
 # Deals waiting to be recorded, in the transaction's precommit data.
 FUNNEL_QUEUE = "sales_funnel_report.queue"
 # Writing any of these may open or close a stay.
@@ -16,15 +24,15 @@ HISTORY_FIELDS = frozenset({"stage_id", "active", "lost_reason_id", "team_id", "
 class CrmLead(models.Model):
     _inherit = "crm.lead"
 
-    stage_history_ids = fields.One2many(
-        "crm.lead.stage.history", "lead_id", readonly=True
-    )
+    stage_history_ids = fields.One2many("crm.lead.stage.history", "lead_id", readonly=True)
     stage_history_count = fields.Integer(compute="_compute_stage_history_count")
 
     def _compute_stage_history_count(self):
-        counts = dict(self.env["crm.lead.stage.history"]._read_group(
-            [("lead_id", "in", self.ids)], ["lead_id"], ["__count"]
-        ))
+        counts = dict(
+            self.env["crm.lead.stage.history"]._read_group(
+                [("lead_id", "in", self.ids)], ["lead_id"], ["__count"]
+            )
+        )
         for lead in self:
             lead.stage_history_count = counts.get(lead, 0)
 
@@ -68,7 +76,10 @@ class CrmLead(models.Model):
         queue = data.get(FUNNEL_QUEUE)
         if queue is None:
             queue = data[FUNNEL_QUEUE] = {
-                "history": set(), "facts": set(), "orders": set(), "moves": set(),
+                "history": set(),
+                "facts": set(),
+                "orders": set(),
+                "moves": set(),
             }
             self.env.cr.precommit.add(self.env["crm.lead"].sudo()._flush_funnel_queue)
         return queue
@@ -99,17 +110,20 @@ class CrmLead(models.Model):
         self.env.flush_all()
         lookups = []
         if order_ids:
-            lookups.append(SQL(
-                """
+            lookups.append(
+                SQL(
+                    """
                 SELECT so.opportunity_id
                   FROM sale_order so
                  WHERE so.id = ANY(%s) AND so.opportunity_id IS NOT NULL
                 """,
-                order_ids,
-            ))
+                    order_ids,
+                )
+            )
         if move_ids:
-            lookups.append(SQL(
-                """
+            lookups.append(
+                SQL(
+                    """
                 SELECT so.opportunity_id
                   FROM account_move_line aml
                   JOIN sale_order_line_invoice_rel rel ON rel.invoice_line_id = aml.id
@@ -117,8 +131,9 @@ class CrmLead(models.Model):
                   JOIN sale_order so ON so.id = sol.order_id
                  WHERE aml.move_id = ANY(%s) AND so.opportunity_id IS NOT NULL
                 """,
-                sorted(move_ids),
-            ))
+                    sorted(move_ids),
+                )
+            )
         self.env.cr.execute(SQL(" UNION ").join(lookups))
         return deals | {deal_id for (deal_id,) in self.env.cr.fetchall()}
 
@@ -127,13 +142,15 @@ class CrmLead(models.Model):
         # stays theirs: marked, the rebuild leaves it out, as live recording keeps
         # this deal's own stays and deletes theirs with them.
         self.env["mail.message"].flush_model(["model", "res_id"])
-        self.env.cr.execute(SQL(
-            """
+        self.env.cr.execute(
+            SQL(
+                """
             UPDATE mail_message SET funnel_merged_from_id = res_id
              WHERE model = 'crm.lead' AND res_id = ANY(%s) AND funnel_merged_from_id IS NULL
             """,
-            opportunities.ids,
-        ))
+                opportunities.ids,
+            )
+        )
         self.env["mail.message"].invalidate_model(["funnel_merged_from_id"])
         return super()._merge_dependences_history(opportunities)
 
@@ -158,9 +175,11 @@ class CrmLead(models.Model):
 
     @api.model
     def _lost_reason_required(self):
-        return bool(self.env["ir.config_parameter"].sudo().get_param(
-            "sales_funnel_report.lost_reason_required"
-        ))
+        return bool(
+            self.env["ir.config_parameter"]
+            .sudo()
+            .get_param("sales_funnel_report.lost_reason_required")
+        )
 
     @api.model
     def _lost_reason_missing_message(self):

@@ -34,7 +34,9 @@ class CrmLeadStageHistory(models.Model):
     date_in = fields.Datetime(string="Entered", required=True, readonly=True)
     date_out = fields.Datetime(string="Left", readonly=True)
     duration_days = fields.Float(
-        string="Days", readonly=True, aggregator="avg",
+        string="Days",
+        readonly=True,
+        aggregator="avg",
         help="Exact time spent in the stage, in days; empty while the deal is still there.",
     )
     outcome = fields.Selection(
@@ -44,7 +46,9 @@ class CrmLeadStageHistory(models.Model):
             ("back", "Moved back"),
             ("lost", "Lost"),
         ],
-        required=True, default="open", readonly=True,
+        required=True,
+        default="open",
+        readonly=True,
     )
     lost_reason_id = fields.Many2one(
         "crm.lost.reason", string="Loss Reason", ondelete="set null", readonly=True
@@ -102,8 +106,9 @@ class CrmLeadStageHistory(models.Model):
         self.env.flush_all()
         now = self.env.cr.now()
         uid = self.env.uid
-        self.env.cr.execute(SQL(
-            """
+        self.env.cr.execute(
+            SQL(
+                """
             WITH lead AS (
                 -- time never goes back for a deal: a clock set back is clamped
                 -- an unset (NULL) active is archived, as Odoo's ('active', '=', True) reads it
@@ -175,9 +180,12 @@ class CrmLeadStageHistory(models.Model):
                    (SELECT count(*) FROM opened),
                    (SELECT count(*) FROM reason)
             """,
-            only=SQL("TRUE") if lead_ids is None else SQL("l.id = ANY(%s)", list(lead_ids)),
-            at=at if at is not None else SQL("%s::timestamp", now), now=now, uid=uid,
-        ))
+                only=SQL("TRUE") if lead_ids is None else SQL("l.id = ANY(%s)", list(lead_ids)),
+                at=at if at is not None else SQL("%s::timestamp", now),
+                now=now,
+                uid=uid,
+            )
+        )
         lost, moved, opened, reasons = self.env.cr.fetchone()
         self.invalidate_model()
         return {"lost": lost, "moved": moved, "opened": opened, "reasons": reasons}
@@ -254,15 +262,21 @@ class CrmLeadStageHistory(models.Model):
             return {}
         cr = self.env.cr
         self.env.flush_all()
-        of_leads = (lambda column: SQL("TRUE")) if lead_ids is None else (
-            lambda column: SQL("%s = ANY(%s)", column, list(lead_ids))
+        of_leads = (
+            (lambda column: SQL("TRUE"))
+            if lead_ids is None
+            else (lambda column: SQL("%s = ANY(%s)", column, list(lead_ids)))
         )
         field_ids = {
             field.name: field.id
-            for field in self.env["ir.model.fields"].sudo().search([
-                ("model", "=", "crm.lead"),
-                ("name", "in", ("stage_id", "active", "lost_reason_id")),
-            ])
+            for field in self.env["ir.model.fields"]
+            .sudo()
+            .search(
+                [
+                    ("model", "=", "crm.lead"),
+                    ("name", "in", ("stage_id", "active", "lost_reason_id")),
+                ]
+            )
         }
         counts = {}
 
@@ -273,8 +287,10 @@ class CrmLeadStageHistory(models.Model):
         cr.execute(
             "DROP TABLE IF EXISTS sales_funnel_tracking, sales_funnel_event, sales_funnel_stay"
         )
-        run("tracking_rows", SQL(
-            """
+        run(
+            "tracking_rows",
+            SQL(
+                """
             CREATE TEMP TABLE sales_funnel_tracking ON COMMIT DROP AS
             SELECT DISTINCT ON (m.res_id, v.field_id, v.create_date,
                                 v.old_value_integer, v.new_value_integer)
@@ -297,11 +313,15 @@ class CrmLeadStageHistory(models.Model):
              ORDER BY m.res_id, v.field_id, v.create_date,
                       v.old_value_integer, v.new_value_integer, v.id
             """,
-            stage=field_ids["stage_id"], reason=field_ids["lost_reason_id"],
-            active=field_ids["active"], only=of_leads(SQL("m.res_id")),
-        ))
-        cr.execute(SQL(
-            """
+                stage=field_ids["stage_id"],
+                reason=field_ids["lost_reason_id"],
+                active=field_ids["active"],
+                only=of_leads(SQL("m.res_id")),
+            ),
+        )
+        cr.execute(
+            SQL(
+                """
             SELECT count(*) FILTER (WHERE l.id IS NULL), count(*)
               FROM mail_tracking_value v
               JOIN mail_message m ON m.id = v.mail_message_id
@@ -309,16 +329,20 @@ class CrmLeadStageHistory(models.Model):
              WHERE m.model = 'crm.lead' AND v.field_id IN %s
                AND m.funnel_merged_from_id IS NULL AND %s
             """,
-            tuple(field_ids.values()), of_leads(SQL("m.res_id")),
-        ))
+                tuple(field_ids.values()),
+                of_leads(SQL("m.res_id")),
+            )
+        )
         counts["tracking_of_deleted_deals"], all_rows = cr.fetchone()
         counts["duplicated_tracking_rows"] = (
             all_rows - counts["tracking_of_deleted_deals"] - counts["tracking_rows"]
         )
         # One event stream per deal: its creation, then its tracking rows in the
         # order they were written, times never going back.
-        run("events", SQL(
-            """
+        run(
+            "events",
+            SQL(
+                """
             CREATE TEMP TABLE sales_funnel_event ON COMMIT DROP AS
             WITH first_move AS (
                 SELECT DISTINCT ON (lead_id) lead_id, old_value
@@ -360,16 +384,19 @@ class CrmLeadStageHistory(models.Model):
                    CASE kind %(priority)s END AS prio
               FROM clamped
             """,
-            priority=SQL(" ").join(
-                SQL("WHEN %s THEN %s", kind, prio) for kind, prio in PRIORITY.items()
+                priority=SQL(" ").join(
+                    SQL("WHEN %s THEN %s", kind, prio) for kind, prio in PRIORITY.items()
+                ),
+                only=of_leads(SQL("l.id")),
             ),
-            only=of_leads(SQL("l.id")),
-        ))
+        )
         cr.execute("SELECT count(*) FROM sales_funnel_event WHERE clamped")
         counts["clamped_timestamps"] = cr.fetchone()[0]
         cr.execute("ANALYZE sales_funnel_event")
-        run("stays_replayed", SQL(
-            """
+        run(
+            "stays_replayed",
+            SQL(
+                """
             CREATE TEMP TABLE sales_funnel_stay ON COMMIT DROP AS
             WITH state AS (
                 SELECT e.*,
@@ -433,11 +460,14 @@ class CrmLeadStageHistory(models.Model):
               FROM stay
              WHERE kind = 'open'
             """
-        ))
+            ),
+        )
         cr.execute(SQL("DELETE FROM crm_lead_stage_history WHERE %s", of_leads(SQL("lead_id"))))
         counts["stays_replaced"] = cr.rowcount
-        run("stays_rebuilt", SQL(
-            """
+        run(
+            "stays_rebuilt",
+            SQL(
+                """
             INSERT INTO crm_lead_stage_history (
                 lead_id, stage_id, date_in, date_out, duration_days, outcome, lost_reason_id,
                 user_id, team_id, company_id, create_uid, create_date, write_uid, write_date)
@@ -456,8 +486,10 @@ class CrmLeadStageHistory(models.Model):
               JOIN crm_stage os ON os.id = st.cur_stage
               LEFT JOIN crm_stage ns ON ns.id = st.next_stage
             """,
-            uid=self.env.uid, now=self.env.cr.now(),
-        ))
+                uid=self.env.uid,
+                now=self.env.cr.now(),
+            ),
+        )
         counts["stays_in_deleted_stages"] = counts["stays_replayed"] - counts["stays_rebuilt"]
         counts.update(self._reconcile_with_deals(lead_ids))
         cr.execute(
@@ -472,11 +504,14 @@ class CrmLeadStageHistory(models.Model):
         tracking did not see, by the rules of live recording, timed by the deal:
         a loss at ``date_closed``, a move at ``date_last_stage_update``. Returns
         how many stays each rule touched."""
-        counts = self._record(lead_ids, at=SQL(
-            """CASE WHEN NOT COALESCE(l.active, FALSE)
+        counts = self._record(
+            lead_ids,
+            at=SQL(
+                """CASE WHEN NOT COALESCE(l.active, FALSE)
                     THEN COALESCE(l.date_closed, l.write_date)
                     ELSE COALESCE(l.date_last_stage_update, l.create_date) END"""
-        ))
+            ),
+        )
         return {
             "untracked_losses": counts["lost"],
             "untracked_moves": counts["moved"],

@@ -45,5 +45,7 @@ class CrmStage(models.Model):
         team_ids = set(self.team_id.ids) | set(teams_before)
         everyone = any(not stage.team_id for stage in self) or False in team_ids
         self.env["sales.funnel.job"]._queue_facts(
-            team_ids=team_ids - {False}, stage_ids=self.ids, all_deals=everyone,
+            team_ids=team_ids - {False},
+            stage_ids=self.ids,
+            all_deals=everyone,
         )

@@ -14,9 +14,7 @@ class CrmTeam(models.Model):
     def write(self, vals):
         before = {team.id: bool(team.funnel_own_stages_only) for team in self}
         res = super().write(vals)
-        changed = self.filtered(
-            lambda team: bool(team.funnel_own_stages_only) != before[team.id]
-        )
+        changed = self.filtered(lambda team: bool(team.funnel_own_stages_only) != before[team.id])
         if changed:
             self.env["sales.funnel.job"]._queue_facts(team_ids=changed.ids)
         return res

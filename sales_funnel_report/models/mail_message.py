@@ -8,5 +8,8 @@ class MailMessage(models.Model):
     # the stage tracking in it is the merged deals' history, not this deal's, and
     # the rebuild from the chatter leaves it out (see crm.lead's merge).
     funnel_merged_from_id = fields.Integer(
-        string="Merged From Deal", readonly=True, copy=False, groups="base.group_system",
+        string="Merged From Deal",
+        readonly=True,
+        copy=False,
+        groups="base.group_system",
     )

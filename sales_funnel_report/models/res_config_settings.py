@@ -26,9 +26,9 @@ class ResConfigSettings(models.TransientModel):
         # Callable over RPC by any user on an empty recordset, so the button's
         # group in the view protects nothing: it replaces every company's stays.
         if not self.env.is_system():
-            raise AccessError(self.env._(
-                "Only administrators (Settings access) can rebuild the stage history."
-            ))
+            raise AccessError(
+                self.env._("Only administrators (Settings access) can rebuild the stage history.")
+            )
         self.env["sales.funnel.job"]._queue_rebuild()
         return {
             "type": "ir.actions.client",

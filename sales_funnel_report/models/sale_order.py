@@ -13,7 +13,9 @@ class SaleOrder(models.Model):
     # Kept when the order is cancelled, which is how the funnel knows a cancelled
     # order had been confirmed: its deal was lost at fulfilment, not before.
     funnel_confirmed_at = fields.Datetime(
-        string="First Confirmed", readonly=True, copy=False,
+        string="First Confirmed",
+        readonly=True,
+        copy=False,
         help="When the order was first confirmed.",
     )
 
@@ -31,7 +33,8 @@ class SaleOrder(models.Model):
         # written (action_confirm also sets date_order to now in the same write).
         first = (
             self.filtered(lambda order: not order.funnel_confirmed_at)
-            if vals.get("state") == "sale" else self.browse()
+            if vals.get("state") == "sale"
+            else self.browse()
         )
         if "opportunity_id" in vals:
             self._queue_funnel_deals_now()
@@ -66,14 +69,18 @@ class SaleOrder(models.Model):
         - else, for an order still confirmed, ``date_order``, which confirmation sets.
         """
         state = self.env["ir.model.fields"]._get(self._name, "state")
-        labels = sorted({
-            dict(self._fields["state"]._description_selection(self.with_context(lang=lang).env))
-            ["sale"]
-            for lang, _name in self.env["res.lang"].get_installed()
-        })
+        labels = sorted(
+            {
+                dict(
+                    self._fields["state"]._description_selection(self.with_context(lang=lang).env)
+                )["sale"]
+                for lang, _name in self.env["res.lang"].get_installed()
+            }
+        )
         self.env.flush_all()
-        self.env.cr.execute(SQL(
-            """
+        self.env.cr.execute(
+            SQL(
+                """
             WITH tracked AS (
                 SELECT m.res_id, m.date, m.id, v.old_value_char, v.new_value_char
                   FROM mail_message m
@@ -90,6 +97,8 @@ class SaleOrder(models.Model):
                        CASE WHEN so.state = 'sale' THEN so.date_order END)
              WHERE so.funnel_confirmed_at IS NULL AND so.state IN ('sale', 'cancel')
             """,
-            field=state.id, labels=labels,
-        ))
+                field=state.id,
+                labels=labels,
+            )
+        )
         self.invalidate_model(["funnel_confirmed_at"])

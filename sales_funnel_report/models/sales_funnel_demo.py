@@ -24,8 +24,7 @@ class SalesFunnelDemo(models.AbstractModel):
     _description = "Sales Funnel Demo Data"
 
     @api.model
-    def _generate(self, team_id, stage_ids, reason_ids, user_ids, source_ids,
-                  deals=300, seed=1701):
+    def _generate(self, team_id, stage_ids, reason_ids, user_ids, source_ids, deals=300, seed=1701):
         """Create ``deals`` deals in ``team_id`` over the last twelve months,
         deterministically (``seed``), with the chatter Odoo would have written
         for their moves, losses and wins, then rebuild the stage history from
@@ -36,30 +35,35 @@ class SalesFunnelDemo(models.AbstractModel):
         stages = self.env["crm.stage"].browse(stage_ids)
         reasons = self.env["crm.lost.reason"].browse(reason_ids)
         now = fields.Datetime.now().replace(microsecond=0)
-        partners = self.env["res.partner"].search(
-            [("is_company", "=", True)], order="id", limit=30
-        )
+        partners = self.env["res.partner"].search([("is_company", "=", True)], order="id", limit=30)
         plans = [self._plan_deal(rng, len(stages) - 1, now) for _index in range(deals)]
-        leads = self.env["crm.lead"].with_context(tracking_disable=True).create([
-            {
-                "name": f"{rng.choice(PRODUCTS)} for "
+        leads = (
+            self.env["crm.lead"]
+            .with_context(tracking_disable=True)
+            .create(
+                [
+                    {
+                        "name": f"{rng.choice(PRODUCTS)} for "
                         f"{partners[index % len(partners)].name if partners else 'a customer'}",
-                "type": "opportunity",
-                "team_id": team_id,
-                "user_id": user_ids[index % len(user_ids)],
-                "partner_id": partners[index % len(partners)].id if partners else False,
-                "source_id": source_ids[index % len(source_ids)] if source_ids else False,
-                "expected_revenue": round(rng.lognormvariate(8.5, 0.8), -1),
-                "stage_id": stages[plan["moves"][-1][1] if plan["moves"] else 0].id,
-                "active": not plan["lost"],
-                "lost_reason_id": reasons[plan["lost"][1]].id if plan["lost"] else False,
-            }
-            for index, plan in enumerate(plans)
-        ])
+                        "type": "opportunity",
+                        "team_id": team_id,
+                        "user_id": user_ids[index % len(user_ids)],
+                        "partner_id": partners[index % len(partners)].id if partners else False,
+                        "source_id": source_ids[index % len(source_ids)] if source_ids else False,
+                        "expected_revenue": round(rng.lognormvariate(8.5, 0.8), -1),
+                        "stage_id": stages[plan["moves"][-1][1] if plan["moves"] else 0].id,
+                        "active": not plan["lost"],
+                        "lost_reason_id": reasons[plan["lost"][1]].id if plan["lost"] else False,
+                    }
+                    for index, plan in enumerate(plans)
+                ]
+            )
+        )
         self._write_chatter(leads, plans, stages, reasons)
         self.env["crm.lead.stage.history"]._rebuild_from_tracking()
         won = [
-            (lead, plan["moves"][-1][0]) for lead, plan in zip(leads, plans, strict=True)
+            (lead, plan["moves"][-1][0])
+            for lead, plan in zip(leads, plans, strict=True)
             if plan["moves"] and plan["moves"][-1][1] == len(stages) - 1
         ]
         self._sell(won, random.Random(seed + 1), now)
@@ -74,21 +78,37 @@ class SalesFunnelDemo(models.AbstractModel):
             [("type", "=", "sale"), ("company_id", "=", self.env.company.id)], limit=1
         ):
             return  # no chart of accounts: the demo stops at the pipeline
-        product = self.env["product.product"].create({
-            "name": "Office equipment (demo)", "type": "service", "invoice_policy": "order",
-        })
+        product = self.env["product.product"].create(
+            {
+                "name": "Office equipment (demo)",
+                "type": "service",
+                "invoice_policy": "order",
+            }
+        )
         fallback = self.env["res.partner"].create({"name": "Demo customer"})
         plans = [(lead, self._plan_sale(rng, won_at, now)) for lead, won_at in won]
         plans = [(lead, plan) for lead, plan in plans if plan]
-        orders = self.env["sale.order"].create([{
-            "partner_id": (lead.partner_id or fallback).id,
-            "opportunity_id": lead.id,
-            "team_id": lead.team_id.id,
-            "user_id": lead.user_id.id,
-            "order_line": [(0, 0, {
-                "product_id": product.id, "price_unit": lead.expected_revenue or 1000.0,
-            })],
-        } for lead, _plan in plans])
+        orders = self.env["sale.order"].create(
+            [
+                {
+                    "partner_id": (lead.partner_id or fallback).id,
+                    "opportunity_id": lead.id,
+                    "team_id": lead.team_id.id,
+                    "user_id": lead.user_id.id,
+                    "order_line": [
+                        (
+                            0,
+                            0,
+                            {
+                                "product_id": product.id,
+                                "price_unit": lead.expected_revenue or 1000.0,
+                            },
+                        )
+                    ],
+                }
+                for lead, _plan in plans
+            ]
+        )
         orders.action_confirm()
         confirmed_at = {
             order.id: plan["confirmed"] for order, (_lead, plan) in zip(orders, plans, strict=True)
@@ -104,22 +124,27 @@ class SalesFunnelDemo(models.AbstractModel):
             for paid_on, share in by_order[invoice.line_ids.sale_line_ids.order_id]["payments"]:
                 self.env["account.payment.register"].with_context(
                     active_model="account.move", active_ids=invoice.ids
-                ).create({
-                    "payment_date": paid_on.date(),
-                    "amount": invoice.currency_id.round(invoice.amount_total * share),
-                })._create_payments()
+                ).create(
+                    {
+                        "payment_date": paid_on.date(),
+                        "amount": invoice.currency_id.round(invoice.amount_total * share),
+                    }
+                )._create_payments()
         if confirmed_at:
             self.env.flush_all()
-            self.env.cr.execute(SQL(
-                """
+            self.env.cr.execute(
+                SQL(
+                    """
                 UPDATE sale_order so
                    SET date_order = d.at, funnel_confirmed_at = d.at
                   FROM (VALUES %s) AS d(id, at)
                  WHERE so.id = d.id
                 """,
-                SQL(", ").join(SQL("(%s, %s::timestamp)", oid, at)
-                               for oid, at in confirmed_at.items()),
-            ))
+                    SQL(", ").join(
+                        SQL("(%s, %s::timestamp)", oid, at) for oid, at in confirmed_at.items()
+                    ),
+                )
+            )
             self.env["sale.order"].invalidate_model()
             self.env["sales.funnel.fact"]._refresh(
                 self.env["sale.order"].browse(list(confirmed_at)).opportunity_id.ids
@@ -176,47 +201,67 @@ class SalesFunnelDemo(models.AbstractModel):
     def _write_chatter(self, leads, plans, stages, reasons):
         fields_by_name = {
             field.name: field
-            for field in self.env["ir.model.fields"].sudo().search([
-                ("model", "=", "crm.lead"),
-                ("name", "in", ("stage_id", "active", "lost_reason_id")),
-            ])
+            for field in self.env["ir.model.fields"]
+            .sudo()
+            .search(
+                [
+                    ("model", "=", "crm.lead"),
+                    ("name", "in", ("stage_id", "active", "lost_reason_id")),
+                ]
+            )
         }
         note = self.env.ref("mail.mt_note").id
         messages, dates = [], []
         for lead, plan in zip(leads, plans, strict=True):
             previous = stages[0]
             for when, target in plan["moves"]:
-                messages.append(self._tracking_message(
-                    lead, note, when, fields_by_name["stage_id"], previous, stages[target]
-                ))
+                messages.append(
+                    self._tracking_message(
+                        lead, note, when, fields_by_name["stage_id"], previous, stages[target]
+                    )
+                )
                 dates.append(when)
                 previous = stages[target]
             if plan["lost"]:
                 when, reason = plan["lost"]
                 values = self._tracking_message(
-                    lead, note, when, fields_by_name["lost_reason_id"],
-                    reasons.browse(), reasons[reason],
+                    lead,
+                    note,
+                    when,
+                    fields_by_name["lost_reason_id"],
+                    reasons.browse(),
+                    reasons[reason],
                 )
-                values["tracking_value_ids"].append((0, 0, {
-                    "field_id": fields_by_name["active"].id,
-                    "old_value_integer": 1, "new_value_integer": 0,
-                }))
+                values["tracking_value_ids"].append(
+                    (
+                        0,
+                        0,
+                        {
+                            "field_id": fields_by_name["active"].id,
+                            "old_value_integer": 1,
+                            "new_value_integer": 0,
+                        },
+                    )
+                )
                 messages.append(values)
                 dates.append(when)
         created = self.env["mail.message"].sudo().create(messages)
         cr = self.env.cr
         self.env.flush_all()
-        cr.execute(SQL(
-            """
+        cr.execute(
+            SQL(
+                """
             UPDATE mail_tracking_value v
                SET create_date = m.date
               FROM mail_message m
              WHERE m.id = v.mail_message_id AND m.id = ANY(%s)
             """,
-            created.ids,
-        ))
-        cr.execute(SQL(
-            """
+                created.ids,
+            )
+        )
+        cr.execute(
+            SQL(
+                """
             UPDATE crm_lead l
                SET create_date = d.created,
                    date_open = d.created,
@@ -225,19 +270,24 @@ class SalesFunnelDemo(models.AbstractModel):
               FROM (VALUES %s) AS d(id, created, last_move, closed)
              WHERE l.id = d.id
             """,
-            SQL(", ").join(
-                SQL(
-                    "(%s, %s::timestamp, %s::timestamp, %s::timestamp)",
-                    lead.id, plan["created"],
-                    plan["moves"][-1][0] if plan["moves"] else plan["created"],
-                    plan["lost"][0] if plan["lost"] else (
-                        plan["moves"][-1][0]
-                        if plan["moves"] and stages[plan["moves"][-1][1]].is_won else None
-                    ),
-                )
-                for lead, plan in zip(leads, plans, strict=True)
-            ),
-        ))
+                SQL(", ").join(
+                    SQL(
+                        "(%s, %s::timestamp, %s::timestamp, %s::timestamp)",
+                        lead.id,
+                        plan["created"],
+                        plan["moves"][-1][0] if plan["moves"] else plan["created"],
+                        plan["lost"][0]
+                        if plan["lost"]
+                        else (
+                            plan["moves"][-1][0]
+                            if plan["moves"] and stages[plan["moves"][-1][1]].is_won
+                            else None
+                        ),
+                    )
+                    for lead, plan in zip(leads, plans, strict=True)
+                ),
+            )
+        )
         leads.invalidate_recordset()
         return created
 
@@ -250,17 +300,29 @@ class SalesFunnelDemo(models.AbstractModel):
             "subtype_id": subtype_id,
             "author_id": lead.user_id.partner_id.id,
             "date": when,
-            "tracking_value_ids": [(0, 0, {
-                "field_id": field.id,
-                "old_value_integer": old.id or 0,
-                "new_value_integer": new.id or 0,
-                "old_value_char": old.display_name or "",
-                "new_value_char": new.display_name or "",
-            })],
+            "tracking_value_ids": [
+                (
+                    0,
+                    0,
+                    {
+                        "field_id": field.id,
+                        "old_value_integer": old.id or 0,
+                        "new_value_integer": new.id or 0,
+                        "old_value_char": old.display_name or "",
+                        "new_value_char": new.display_name or "",
+                    },
+                )
+            ],
         }
 
 
 PRODUCTS = [
-    "Office furniture", "Warehouse shelving", "Conference chairs", "Standing desks",
-    "Reception desk", "Storage cabinets", "Meeting tables", "Lighting upgrade",
+    "Office furniture",
+    "Warehouse shelving",
+    "Conference chairs",
+    "Standing desks",
+    "Reception desk",
+    "Storage cabinets",
+    "Meeting tables",
+    "Lighting upgrade",
 ]

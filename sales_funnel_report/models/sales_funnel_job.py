@@ -45,7 +45,8 @@ class SalesFunnelJob(models.Model):
 
     kind = fields.Selection(
         [("facts", "Update the funnel"), ("history", "Rebuild the stage history")],
-        required=True, readonly=True,
+        required=True,
+        readonly=True,
     )
     # Which deals: all of them, or those of these teams or in, through or with
     # funnel rows on these stages.
@@ -94,13 +95,15 @@ class SalesFunnelJob(models.Model):
 
     @api.model
     def _create_job(self, kind, scope):
-        job = self.sudo().create({
-            "kind": kind,
-            "all_deals": scope.get("all_deals", False),
-            "team_ids": sorted(scope.get("team_ids") or ()),
-            "stage_ids": sorted(scope.get("stage_ids") or ()),
-            "user_id": self.env.uid,
-        })
+        job = self.sudo().create(
+            {
+                "kind": kind,
+                "all_deals": scope.get("all_deals", False),
+                "team_ids": sorted(scope.get("team_ids") or ()),
+                "stage_ids": sorted(scope.get("stage_ids") or ()),
+                "user_id": self.env.uid,
+            }
+        )
         self.env.ref("sales_funnel_report.ir_cron_sales_funnel_jobs").sudo()._trigger()
         return job
 
@@ -119,7 +122,8 @@ class SalesFunnelJob(models.Model):
                 counted = all(job.total or job.done for job in of_kind)
                 progress[kind] = (
                     min(99, int(100 * sum(of_kind.mapped("done")) / total))
-                    if counted and total else None
+                    if counted and total
+                    else None
                 )
         return progress
 
@@ -207,9 +211,15 @@ class SalesFunnelJob(models.Model):
 
     def _superseded(self):
         """A later job over every deal of the same kind redoes this one's work."""
-        return bool(self.search_count([
-            ("id", ">", self.id), ("kind", "=", self.kind), ("all_deals", "=", True),
-        ]))
+        return bool(
+            self.search_count(
+                [
+                    ("id", ">", self.id),
+                    ("kind", "=", self.kind),
+                    ("all_deals", "=", True),
+                ]
+            )
+        )
 
     def _finish(self):
         if self.kind == "history" and self.user_id:
@@ -217,15 +227,19 @@ class SalesFunnelJob(models.Model):
         self.unlink()
 
     def _notify_rebuilt(self):
-        self.user_id._bus_send("simple_notification", {
-            "type": "success",
-            "title": self.env._("Stage history rebuilt"),
-            "message": self.env._(
-                "The stage history of %(count)s deals was rebuilt from their chatter, "
-                "and the funnel is up to date.", count=self.done,
-            ),
-            "sticky": True,
-        })
+        self.user_id._bus_send(
+            "simple_notification",
+            {
+                "type": "success",
+                "title": self.env._("Stage history rebuilt"),
+                "message": self.env._(
+                    "The stage history of %(count)s deals was rebuilt from their chatter, "
+                    "and the funnel is up to date.",
+                    count=self.done,
+                ),
+                "sticky": True,
+            },
+        )
 
     def _scope_sql(self):
         if self.all_deals:
@@ -237,7 +251,8 @@ class SalesFunnelJob(models.Model):
                             WHERE f.lead_id = l.id AND f.stage_id = ANY(%(stages)s))
                 OR EXISTS (SELECT 1 FROM crm_lead_stage_history h
                             WHERE h.lead_id = l.id AND h.stage_id = ANY(%(stages)s)))""",
-            teams=list(self.team_ids or []), stages=stages,
+            teams=list(self.team_ids or []),
+            stages=stages,
         )
 
     def _count_deals(self):
@@ -245,21 +260,27 @@ class SalesFunnelJob(models.Model):
         return self.env.cr.fetchone()[0]
 
     def _next_deals(self):
-        self.env.cr.execute(SQL(
-            "SELECT l.id FROM crm_lead l WHERE l.id > %s AND %s ORDER BY l.id LIMIT %s",
-            self.last_lead_id, self._scope_sql(), BATCH_SIZE,
-        ))
+        self.env.cr.execute(
+            SQL(
+                "SELECT l.id FROM crm_lead l WHERE l.id > %s AND %s ORDER BY l.id LIMIT %s",
+                self.last_lead_id,
+                self._scope_sql(),
+                BATCH_SIZE,
+            )
+        )
         return [lead_id for (lead_id,) in self.env.cr.fetchall()]
 
     def _lock_deals(self, lead_ids):
         """Lock the deals no user holds, and name those a user holds: they wait
         for the end of the job. Deleted deals drop out."""
         cr = self.env.cr
-        cr.execute(SQL(
-            """SELECT id FROM crm_lead WHERE id = ANY(%s) ORDER BY id
+        cr.execute(
+            SQL(
+                """SELECT id FROM crm_lead WHERE id = ANY(%s) ORDER BY id
                FOR NO KEY UPDATE SKIP LOCKED""",
-            lead_ids,
-        ))
+                lead_ids,
+            )
+        )
         locked = [lead_id for (lead_id,) in cr.fetchall()]
         if len(locked) == len(lead_ids):
             return locked, []

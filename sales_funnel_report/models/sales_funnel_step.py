@@ -31,8 +31,11 @@ class SalesFunnelStep(models.Model):
     _sql_constraints = [
         ("stage_uniq", "UNIQUE(stage_id)", "A stage has one funnel step."),
         ("code_uniq", "UNIQUE(code)", "A fulfilment step exists once."),
-        ("stage_or_code", "CHECK((stage_id IS NULL) <> (code IS NULL))",
-         "A funnel step is either a pipeline stage or a fulfilment step."),
+        (
+            "stage_or_code",
+            "CHECK((stage_id IS NULL) <> (code IS NULL))",
+            "A funnel step is either a pipeline stage or a fulfilment step.",
+        ),
     ]
 
     @api.depends("code")
@@ -46,18 +49,21 @@ class SalesFunnelStep(models.Model):
         the stage's name, translations included, and sequence. Two statements."""
         self.env.flush_all()
         only = SQL("TRUE") if stage_ids is None else SQL("s.id = ANY(%s)", list(stage_ids))
-        self.env.cr.execute(SQL(
-            """
+        self.env.cr.execute(
+            SQL(
+                """
             UPDATE sales_funnel_step st
                SET name = s.name, sequence = s.sequence
               FROM crm_stage s
              WHERE st.stage_id = s.id AND %s
                AND (st.name IS DISTINCT FROM s.name OR st.sequence <> s.sequence)
             """,
-            only,
-        ))
-        self.env.cr.execute(SQL(
-            """
+                only,
+            )
+        )
+        self.env.cr.execute(
+            SQL(
+                """
             INSERT INTO sales_funnel_step (name, sequence, stage_id, is_fulfilment,
                                            create_uid, create_date, write_uid, write_date)
             SELECT s.name, s.sequence, s.id, FALSE,
@@ -67,8 +73,10 @@ class SalesFunnelStep(models.Model):
                AND NOT EXISTS (SELECT 1 FROM sales_funnel_step st WHERE st.stage_id = s.id)
              ORDER BY s.id
             """,
-            uid=self.env.uid, only=only,
-        ))
+                uid=self.env.uid,
+                only=only,
+            )
+        )
         self.invalidate_model()
 
     def write(self, vals):
@@ -78,7 +86,8 @@ class SalesFunnelStep(models.Model):
         self.check_access("write")
         if any(
             self._field_changes(step, fname, value) and (fname != "name" or step.stage_id)
-            for step in self for fname, value in vals.items()
+            for step in self
+            for fname, value in vals.items()
         ):
             self._raise_follows_stages()
         return super().write(vals)
@@ -95,11 +104,13 @@ class SalesFunnelStep(models.Model):
 
     @api.model
     def _raise_follows_stages(self):
-        raise UserError(_(
-            "Funnel steps follow the CRM stages, then Order, Invoiced and Paid: "
-            "only the name of a fulfilment step can be changed here. "
-            "Rename or reorder the stages in the CRM configuration."
-        ))
+        raise UserError(
+            _(
+                "Funnel steps follow the CRM stages, then Order, Invoiced and Paid: "
+                "only the name of a fulfilment step can be changed here. "
+                "Rename or reorder the stages in the CRM configuration."
+            )
+        )
 
     @staticmethod
     def _field_changes(step, fname, value):

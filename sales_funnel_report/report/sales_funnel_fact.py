@@ -71,14 +71,17 @@ class SalesFunnelFact(models.Model):
         only = SQL("lead_id = ANY(%s)", list(lead_ids))
         # Whether any of the deals has an order confirmed once, asked in the DELETE's
         # round trip; the INSERT reads the same snapshot (repeatable read).
-        self.env.cr.execute(SQL(
-            """
+        self.env.cr.execute(
+            SQL(
+                """
             WITH deleted AS (DELETE FROM sales_funnel_fact WHERE %s)
             SELECT EXISTS (SELECT 1 FROM sale_order
                             WHERE opportunity_id = ANY(%s) AND funnel_confirmed_at IS NOT NULL)
             """,
-            only, list(lead_ids),
-        ))
+                only,
+                list(lead_ids),
+            )
+        )
         [fulfilling] = self.env.cr.fetchone()
         self._insert_rows(only, SQL("l.id = ANY(%s)", list(lead_ids)), fulfilling)
         self.invalidate_model()
@@ -101,27 +104,36 @@ class SalesFunnelFact(models.Model):
         """Drop the table's foreign keys for a bulk load and put them back after:
         PostgreSQL then checks them in one pass each instead of row by row."""
         cr = self.env.cr
-        cr.execute(SQL(
-            """
+        cr.execute(
+            SQL(
+                """
             SELECT conname, pg_get_constraintdef(oid)
               FROM pg_constraint
              WHERE conrelid = %s::regclass AND contype = 'f'
             """,
-            self._table,
-        ))
+                self._table,
+            )
+        )
         keys = cr.fetchall()
         for name, _definition in keys:
-            cr.execute(SQL(
-                "ALTER TABLE %s DROP CONSTRAINT %s",
-                SQL.identifier(self._table), SQL.identifier(name),
-            ))
+            cr.execute(
+                SQL(
+                    "ALTER TABLE %s DROP CONSTRAINT %s",
+                    SQL.identifier(self._table),
+                    SQL.identifier(name),
+                )
+            )
         yield
         for name, definition in keys:
             # the definition is PostgreSQL's own text of the constraint it just dropped
-            cr.execute(SQL(
-                "ALTER TABLE %s ADD CONSTRAINT %s %s",
-                SQL.identifier(self._table), SQL.identifier(name), SQL(definition),
-            ))
+            cr.execute(
+                SQL(
+                    "ALTER TABLE %s ADD CONSTRAINT %s %s",
+                    SQL.identifier(self._table),
+                    SQL.identifier(name),
+                    SQL(definition),
+                )
+            )
 
     def _insert_rows(self, only, only_lead, fulfilling=True):
         """Insert the funnel rows of the deals ``only_lead`` selects (alias ``l``),
@@ -130,8 +142,9 @@ class SalesFunnelFact(models.Model):
         PostgreSQL does not plan the joins over orders and invoices, which took
         most of the time of a stage write's refresh (planning, not running)."""
         milestones = self._milestones_sql() if fulfilling else self._no_milestones_sql()
-        self.env.cr.execute(SQL(
-            """
+        self.env.cr.execute(
+            SQL(
+                """
             WITH deal AS (
                 SELECT l.id, l.stage_id, l.team_id, l.user_id, l.company_id,
                        l.lost_reason_id, l.type, l.create_date, l.expected_revenue,
@@ -253,8 +266,11 @@ class SalesFunnelFact(models.Model):
               JOIN deal_state d ON d.id = r.lead_id
             ON CONFLICT (lead_id, step_id) DO NOTHING
             """,
-            only=only, only_lead=only_lead, milestones=milestones,
-        ))
+                only=only,
+                only_lead=only_lead,
+                milestones=milestones,
+            )
+        )
 
     def _no_milestones_sql(self):
         """``milestone`` as :meth:`_milestones_sql` gives it for deals without

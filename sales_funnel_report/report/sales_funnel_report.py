@@ -16,12 +16,16 @@ WON_MEANS_PARAM = "sales_funnel_report.won_means"
 FLAG_VALUES = {
     "type": {"lead": (["is_lead"], []), "opportunity": ([], ["is_lead"])},
     "state": {
-        "passed": (["is_passed"], []), "lost": (["is_lost"], []), "open": (["is_open"], []),
+        "passed": (["is_passed"], []),
+        "lost": (["is_lost"], []),
+        "open": (["is_open"], []),
         "won": ([], ["is_passed", "is_lost", "is_open"]),
     },
     "deal_state": {
-        "paid": (["is_deal_paid"], []), "won": (["is_deal_won"], ["is_deal_paid"]),
-        "lost": (["is_deal_lost"], []), "open": ([], ["is_deal_won", "is_deal_lost"]),
+        "paid": (["is_deal_paid"], []),
+        "won": (["is_deal_won"], ["is_deal_paid"]),
+        "lost": (["is_deal_lost"], []),
+        "open": ([], ["is_deal_won", "is_deal_lost"]),
     },
 }
 COUNTED = {
@@ -50,10 +54,15 @@ RATES = {"conversion_rate", "win_rate"}
 def flags_sql(alias, flags):
     """The condition ``flags`` (flags set, flags unset) on the rows of ``alias``."""
     set_, unset = flags
-    return SQL("(%s)", SQL(" AND ").join([
-        *(SQL.identifier(alias, flag) for flag in set_),
-        *(SQL("NOT %s", SQL.identifier(alias, flag)) for flag in unset),
-    ]))
+    return SQL(
+        "(%s)",
+        SQL(" AND ").join(
+            [
+                *(SQL.identifier(alias, flag) for flag in set_),
+                *(SQL("NOT %s", SQL.identifier(alias, flag)) for flag in unset),
+            ]
+        ),
+    )
 
 
 class SalesFunnelReport(models.Model):
@@ -141,9 +150,7 @@ class SalesFunnelReport(models.Model):
     source_id = fields.Many2one("utm.source", readonly=True)
     medium_id = fields.Many2one("utm.medium", readonly=True)
     campaign_id = fields.Many2one("utm.campaign", readonly=True)
-    type = fields.Selection(
-        [("lead", "Lead"), ("opportunity", "Opportunity")], readonly=True
-    )
+    type = fields.Selection([("lead", "Lead"), ("opportunity", "Opportunity")], readonly=True)
     state = fields.Selection(STATES, string="Outcome at Stage", readonly=True)
     deal_state = fields.Selection(DEAL_STATES, string="Deal Status", readonly=True)
     skipped = fields.Boolean(readonly=True)
@@ -159,29 +166,55 @@ class SalesFunnelReport(models.Model):
     won_deal_count = fields.Integer(string="Reached and Won", readonly=True)
     expected_revenue = fields.Float(readonly=True)
     conversion_rate = fields.Float(
-        string="Conversion (%)", readonly=True, aggregator="avg",
+        string="Conversion (%)",
+        readonly=True,
+        aggregator="avg",
         help="Deals that passed the stage, per 100 deals that reached it.",
     )
     win_rate = fields.Float(
-        string="Win Rate (%)", readonly=True, aggregator="avg",
+        string="Win Rate (%)",
+        readonly=True,
+        aggregator="avg",
         help="Deals that reached the stage and were won, per 100 deals that reached it.",
     )
     duration_days = fields.Float(
-        string="Average Days", readonly=True, aggregator="avg",
+        string="Average Days",
+        readonly=True,
+        aggregator="avg",
         help="Average time spent in the stage by the deals that left it, in days.",
     )
     duration_median_days = fields.Float(
-        string="Median Days", readonly=True, aggregator="avg",
+        string="Median Days",
+        readonly=True,
+        aggregator="avg",
         help="Median time spent in the stage by the deals that left it, in days.",
     )
 
     _depends = {
         "sales.funnel.fact": [
-            "lead_id", "step_id", "is_fulfilment", "stage_id", "stage_sequence",
-            "team_id", "user_id", "company_id", "lost_reason_id", "is_lead", "skipped",
-            "create_date", "date_in",
-            "visit_count", "duration_days", "expected_revenue", "is_passed", "is_lost",
-            "is_open", "is_won", "is_deal_won", "is_deal_paid", "is_deal_lost",
+            "lead_id",
+            "step_id",
+            "is_fulfilment",
+            "stage_id",
+            "stage_sequence",
+            "team_id",
+            "user_id",
+            "company_id",
+            "lost_reason_id",
+            "is_lead",
+            "skipped",
+            "create_date",
+            "date_in",
+            "visit_count",
+            "duration_days",
+            "expected_revenue",
+            "is_passed",
+            "is_lost",
+            "is_open",
+            "is_won",
+            "is_deal_won",
+            "is_deal_paid",
+            "is_deal_lost",
         ],
         "sales.funnel.step": ["code"],
         "crm.lead": ["partner_id", "source_id", "medium_id", "campaign_id"],
@@ -190,13 +223,15 @@ class SalesFunnelReport(models.Model):
     def init(self):
         # A median over values gathered with ARRAY_AGG, which PostgreSQL (16+)
         # aggregates in parallel, unlike PERCENTILE_CONT over the rows.
-        self.env.cr.execute(SQL(
-            """
+        self.env.cr.execute(
+            SQL(
+                """
             CREATE OR REPLACE FUNCTION sales_funnel_median(float8[]) RETURNS float8
             LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
             'SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY v) FROM unnest($1) v'
             """
-        ))
+            )
+        )
 
     def _drop_median_function(self):
         """Uninstalling leaves no trace of the median's SQL function."""
@@ -211,15 +246,22 @@ class SalesFunnelReport(models.Model):
     @property
     def _table_query(self):
         def spelled(fname):
-            return SQL("CASE %s END", SQL(" ").join(
-                SQL("WHEN %s THEN %s", flags_sql("f", flags), value)
-                for value, flags in FLAG_VALUES[fname].items()
-            ))
+            return SQL(
+                "CASE %s END",
+                SQL(" ").join(
+                    SQL("WHEN %s THEN %s", flags_sql("f", flags), value)
+                    for value, flags in FLAG_VALUES[fname].items()
+                ),
+            )
 
         def measure(fname, flags):
             value = SQL("100.0") if fname in RATES else SQL("1")
-            return SQL("CASE WHEN %s THEN %s ELSE 0 END AS %s",
-                       flags_sql("f", flags), value, SQL.identifier(fname))
+            return SQL(
+                "CASE WHEN %s THEN %s ELSE 0 END AS %s",
+                flags_sql("f", flags),
+                value,
+                SQL.identifier(fname),
+            )
 
         return SQL(
             """
@@ -239,7 +281,9 @@ class SalesFunnelReport(models.Model):
               LEFT JOIN sales_funnel_step step ON step.id = f.step_id
               LEFT JOIN crm_lead lead ON lead.id = f.lead_id
             """,
-            type=spelled("type"), state=spelled("state"), deal_state=spelled("deal_state"),
+            type=spelled("type"),
+            state=spelled("state"),
+            deal_state=spelled("deal_state"),
             date_in=self._date_in_sql(),
             measures=SQL(", ").join(
                 measure(fname, flags) for fname, flags in self._counted().items()
@@ -315,7 +359,8 @@ class SalesFunnelReport(models.Model):
             duration = self._field_to_sql(self._table, "duration_days", query)
             return SQL(
                 "sales_funnel_median(ARRAY_AGG(%s) FILTER (WHERE %s IS NOT NULL))",
-                duration, duration,
+                duration,
+                duration,
             )
         return None
 
@@ -331,7 +376,10 @@ class SalesFunnelReport(models.Model):
             ordered = self.env[model].sudo().search([], order=order).ids
             return SQL(
                 "array_position(%s::int[], %s) %s %s",
-                ordered, self._field_to_sql(alias, field_name, query), direction, nulls,
+                ordered,
+                self._field_to_sql(alias, field_name, query),
+                direction,
+                nulls,
             )
         field = self._fields.get(field_name)
         if query.groupby and field is not None and field.type == "many2one":
@@ -352,18 +400,24 @@ class SalesFunnelReport(models.Model):
         for term in comodel._order.split(","):
             fname, *how = term.split()
             cofield = comodel._fields.get(fname)
-            if cofield is None or cofield.type == "many2one" or not (
-                cofield.store or cofield.inherited
+            if (
+                cofield is None
+                or cofield.type == "many2one"
+                or not (cofield.store or cofield.inherited)
             ):
                 return None
             descending = bool(how) and how[0].lower() == "desc"
             sub = Query(comodel.env, comodel._table, comodel._table_sql)
             value = comodel._field_to_sql(comodel._table, fname, sub)
             sub.add_where(SQL("%s = %s", SQL.identifier(comodel._table, "id"), grouped))
-            terms.append(SQL(
-                "(%s) %s %s", sub.select(value),
-                SQL("DESC") if descending != reverse else SQL("ASC"), nulls,
-            ))
+            terms.append(
+                SQL(
+                    "(%s) %s %s",
+                    sub.select(value),
+                    SQL("DESC") if descending != reverse else SQL("ASC"),
+                    nulls,
+                )
+            )
         return SQL(", ").join(terms)
 
     @api.model
@@ -377,15 +431,15 @@ class SalesFunnelReport(models.Model):
             done = progress["history"]
             return (
                 self.env._("Rebuilding the stage history from the chatter: %(done)s %%", done=done)
-                if done is not None else
-                self.env._("Rebuilding the stage history from the chatter...")
+                if done is not None
+                else self.env._("Rebuilding the stage history from the chatter...")
             )
         if "facts" in progress:
             done = progress["facts"]
             return (
                 self.env._("Updating the funnel after a pipeline change: %(done)s %%", done=done)
-                if done is not None else
-                self.env._("Updating the funnel after a pipeline change...")
+                if done is not None
+                else self.env._("Updating the funnel after a pipeline change...")
             )
         return False
 

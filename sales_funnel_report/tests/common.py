@@ -29,9 +29,7 @@ class FunnelCase(TransactionCase):
         # Stages without a team belong to every pipeline: park the ones the
         # database came with in a team of their own so the pipeline is exactly ours.
         cls.other_team = env["crm.team"].create({"name": "Other pipeline"})
-        env["crm.stage"].search([("team_id", "=", False)]).write(
-            {"team_id": cls.other_team.id}
-        )
+        env["crm.stage"].search([("team_id", "=", False)]).write({"team_id": cls.other_team.id})
         cls.team = env["crm.team"].create({"name": "Funnel team"})
         Stage = env["crm.stage"]
         cls.stage_a = Stage.create({"name": "A", "sequence": 1, "team_id": cls.team.id})
@@ -43,15 +41,21 @@ class FunnelCase(TransactionCase):
         cls.reason_price = env["crm.lost.reason"].create({"name": "Price"})
         cls.reason_no_answer = env["crm.lost.reason"].create({"name": "No answer"})
         cls.salesman = new_test_user(
-            env, login="funnel_salesman", groups="sales_team.group_sale_salesman",
+            env,
+            login="funnel_salesman",
+            groups="sales_team.group_sale_salesman",
             name="Funnel Salesman",
         )
         cls.other_salesman = new_test_user(
-            env, login="funnel_other", groups="sales_team.group_sale_salesman",
+            env,
+            login="funnel_other",
+            groups="sales_team.group_sale_salesman",
             name="Other Salesman",
         )
         cls.manager = new_test_user(
-            env, login="funnel_manager", groups="sales_team.group_sale_manager",
+            env,
+            login="funnel_manager",
+            groups="sales_team.group_sale_manager",
             name="Funnel Manager",
         )
 
@@ -69,14 +73,20 @@ class FunnelCase(TransactionCase):
         """A deal created by its salesperson, who then works it (moves, loses, wins)."""
         user = user or self.salesman
         with self.at(when):
-            return self.env["crm.lead"].with_user(user).create({
-                "name": name,
-                "type": "opportunity",
-                "team_id": self.team.id,
-                "user_id": user.id,
-                "stage_id": (stage or self.stage_a).id,
-                **vals,
-            })
+            return (
+                self.env["crm.lead"]
+                .with_user(user)
+                .create(
+                    {
+                        "name": name,
+                        "type": "opportunity",
+                        "team_id": self.team.id,
+                        "user_id": user.id,
+                        "stage_id": (stage or self.stage_a).id,
+                        **vals,
+                    }
+                )
+            )
 
     def move(self, deal, stage, when):
         with self.at(when):
@@ -122,9 +132,16 @@ class FunnelCase(TransactionCase):
         facts = self.env["sales.funnel.fact"].sudo().search([("lead_id", "in", deals.ids)])
         return sorted(
             (
-                fact.lead_id.id, fact.step_id.id, fact.stage_sequence, fact.is_passed,
-                fact.is_lost, fact.is_open, fact.is_won, fact.skipped,
-                fact.duration_days and round(fact.duration_days, 6), fact.date_in,
+                fact.lead_id.id,
+                fact.step_id.id,
+                fact.stage_sequence,
+                fact.is_passed,
+                fact.is_lost,
+                fact.is_open,
+                fact.is_won,
+                fact.skipped,
+                fact.duration_days and round(fact.duration_days, 6),
+                fact.date_in,
             )
             for fact in facts
         )

@@ -26,10 +26,12 @@ class TestAccessOverHttp(HttpCase, FunnelCase):
         cls.team2 = env["crm.team"].create(
             {"name": "Company 2 team", "company_id": cls.company2.id}
         )
-        cls.first2, cls.second2 = env["crm.stage"].create([
-            {"name": "First 2", "sequence": 1, "team_id": cls.team2.id},
-            {"name": "Second 2", "sequence": 2, "team_id": cls.team2.id},
-        ])
+        cls.first2, cls.second2 = env["crm.stage"].create(
+            [
+                {"name": "First 2", "sequence": 1, "team_id": cls.team2.id},
+                {"name": "Second 2", "sequence": 2, "team_id": cls.team2.id},
+            ]
+        )
 
         def user(login, groups, **vals):
             return new_test_user(env, login=login, password=login, groups=groups, **vals)
@@ -38,27 +40,55 @@ class TestAccessOverHttp(HttpCase, FunnelCase):
         cls.internal = user("funnel_internal", "base.group_user")
         cls.all_docs = user("funnel_all_docs", "sales_team.group_sale_salesman_all_leads")
         cls.salesman2 = user(
-            "funnel_company2", "sales_team.group_sale_salesman",
-            company_id=cls.company2.id, company_ids=[(6, 0, cls.company2.ids)],
+            "funnel_company2",
+            "sales_team.group_sale_salesman",
+            company_id=cls.company2.id,
+            company_ids=[(6, 0, cls.company2.ids)],
         )
         cls.admin = user("funnel_admin", "base.group_system,sales_team.group_sale_manager")
 
         # FunnelCase's salesman ("own documents only") loses his deal at B; the
         # second company's salesman has his deal moved on, still open.
         Lead = env["crm.lead"]
-        cls.deal = cls._transaction(day(0), lambda: Lead.create({
-            "name": "Company 1 deal", "type": "opportunity", "team_id": cls.team.id,
-            "user_id": cls.salesman.id, "stage_id": cls.stage_a.id,
-        }))
+        cls.deal = cls._transaction(
+            day(0),
+            lambda: Lead.create(
+                {
+                    "name": "Company 1 deal",
+                    "type": "opportunity",
+                    "team_id": cls.team.id,
+                    "user_id": cls.salesman.id,
+                    "stage_id": cls.stage_a.id,
+                }
+            ),
+        )
         cls._transaction(day(2), lambda: cls.deal.write({"stage_id": cls.stage_b.id}))
-        cls._transaction(day(3), lambda: env["crm.lead.lost"].create({
-            "lead_ids": [(6, 0, cls.deal.ids)], "lost_reason_id": cls.reason_price.id,
-        }).action_lost_reason_apply())
-        cls.deal2 = cls._transaction(day(1), lambda: Lead.create({
-            "name": "Company 2 deal", "type": "opportunity", "team_id": cls.team2.id,
-            "user_id": cls.salesman2.id, "stage_id": cls.first2.id,
-            "company_id": cls.company2.id,
-        }))
+        cls._transaction(
+            day(3),
+            lambda: (
+                env["crm.lead.lost"]
+                .create(
+                    {
+                        "lead_ids": [(6, 0, cls.deal.ids)],
+                        "lost_reason_id": cls.reason_price.id,
+                    }
+                )
+                .action_lost_reason_apply()
+            ),
+        )
+        cls.deal2 = cls._transaction(
+            day(1),
+            lambda: Lead.create(
+                {
+                    "name": "Company 2 deal",
+                    "type": "opportunity",
+                    "team_id": cls.team2.id,
+                    "user_id": cls.salesman2.id,
+                    "stage_id": cls.first2.id,
+                    "company_id": cls.company2.id,
+                }
+            ),
+        )
         cls._transaction(day(4), lambda: cls.deal2.write({"stage_id": cls.second2.id}))
 
         Step = env["sales.funnel.step"]
@@ -100,8 +130,12 @@ class TestAccessOverHttp(HttpCase, FunnelCase):
         history = self.env["crm.lead.stage.history"].search([])
         return sorted(
             (
-                stay.lead_id.name, stay.stage_id.name, stay.date_in, stay.date_out or None,
-                stay.outcome, stay.lost_reason_id.name or None,
+                stay.lead_id.name,
+                stay.stage_id.name,
+                stay.date_in,
+                stay.date_out or None,
+                stay.outcome,
+                stay.lost_reason_id.name or None,
             )
             for stay in history
         )
@@ -111,9 +145,15 @@ class TestAccessOverHttp(HttpCase, FunnelCase):
         ``DONE`` or the class of the exception the server answered with."""
         self.env.flush_all()
         try:
-            self.make_jsonrpc_request(f"/web/dataset/call_kw/{model}/{method}", {
-                "model": model, "method": method, "args": args, "kwargs": {},
-            })
+            self.make_jsonrpc_request(
+                f"/web/dataset/call_kw/{model}/{method}",
+                {
+                    "model": model,
+                    "method": method,
+                    "args": args,
+                    "kwargs": {},
+                },
+            )
         except JsonRpcException as error:
             return str(error)
         finally:
@@ -130,35 +170,84 @@ class TestAccessOverHttp(HttpCase, FunnelCase):
         now = "2025-04-01 09:00:00"
         return {
             "rebuild": ("res.config.settings", "action_rebuild_stage_history", [[]]),
-            "stay create": ("crm.lead.stage.history", "create", [{
-                "lead_id": self.deal.id, "stage_id": self.stage_c.id, "date_in": now,
-            }]),
-            "stay write": ("crm.lead.stage.history", "write", [
-                [first_stay], {"outcome": "back", "date_out": now},
-            ]),
+            "stay create": (
+                "crm.lead.stage.history",
+                "create",
+                [
+                    {
+                        "lead_id": self.deal.id,
+                        "stage_id": self.stage_c.id,
+                        "date_in": now,
+                    }
+                ],
+            ),
+            "stay write": (
+                "crm.lead.stage.history",
+                "write",
+                [
+                    [first_stay],
+                    {"outcome": "back", "date_out": now},
+                ],
+            ),
             "stay unlink": ("crm.lead.stage.history", "unlink", [[first_stay, last_stay]]),
-            "fact create": ("sales.funnel.fact", "create", [{
-                "step_id": self.paid.id, "is_fulfilment": True, "stage_sequence": 3,
-                "lead_id": self.deal.id, "is_passed": False, "is_lost": False,
-                "is_open": False, "is_won": True, "is_deal_won": True, "is_deal_paid": True,
-                "is_deal_lost": False, "is_lead": False, "skipped": False,
-                "expected_revenue": 1000.0,
-            }]),
+            "fact create": (
+                "sales.funnel.fact",
+                "create",
+                [
+                    {
+                        "step_id": self.paid.id,
+                        "is_fulfilment": True,
+                        "stage_sequence": 3,
+                        "lead_id": self.deal.id,
+                        "is_passed": False,
+                        "is_lost": False,
+                        "is_open": False,
+                        "is_won": True,
+                        "is_deal_won": True,
+                        "is_deal_paid": True,
+                        "is_deal_lost": False,
+                        "is_lead": False,
+                        "skipped": False,
+                        "expected_revenue": 1000.0,
+                    }
+                ],
+            ),
             "fact write": ("sales.funnel.fact", "write", [[first_fact], {"is_lost": True}]),
             "fact unlink": ("sales.funnel.fact", "unlink", [[first_fact, last_fact]]),
             "step create": ("sales.funnel.step", "create", [{"name": "Shipped", "sequence": 4}]),
-            "fulfilment step rename": ("sales.funnel.step", "write", [
-                [self.paid.id], {"name": "Paid in full"},
-            ]),
-            "fulfilment step resequence": ("sales.funnel.step", "write", [
-                [self.paid.id], {"sequence": 0},
-            ]),
-            "pipeline step rename": ("sales.funnel.step", "write", [
-                [self.step_a.id], {"name": "Renamed"},
-            ]),
-            "pipeline step translation": ("sales.funnel.step", "update_field_translations", [
-                [self.step_a.id], "name", {"en_US": "Renamed"},
-            ]),
+            "fulfilment step rename": (
+                "sales.funnel.step",
+                "write",
+                [
+                    [self.paid.id],
+                    {"name": "Paid in full"},
+                ],
+            ),
+            "fulfilment step resequence": (
+                "sales.funnel.step",
+                "write",
+                [
+                    [self.paid.id],
+                    {"sequence": 0},
+                ],
+            ),
+            "pipeline step rename": (
+                "sales.funnel.step",
+                "write",
+                [
+                    [self.step_a.id],
+                    {"name": "Renamed"},
+                ],
+            ),
+            "pipeline step translation": (
+                "sales.funnel.step",
+                "update_field_translations",
+                [
+                    [self.step_a.id],
+                    "name",
+                    {"en_US": "Renamed"},
+                ],
+            ),
             "fulfilment step unlink": ("sales.funnel.step", "unlink", [[self.paid.id]]),
             "pipeline step unlink": ("sales.funnel.step", "unlink", [[self.step_a.id]]),
             # private in core, and so in every override
@@ -168,9 +257,7 @@ class TestAccessOverHttp(HttpCase, FunnelCase):
 
     def call_all(self, user):
         self.authenticate(user.login, user.login)
-        return {
-            label: self.call(*route) for label, route in self.mutating_routes().items()
-        }
+        return {label: self.call(*route) for label, route in self.mutating_routes().items()}
 
     def assert_all_refused(self, user):
         before = self.snapshot()
@@ -181,7 +268,8 @@ class TestAccessOverHttp(HttpCase, FunnelCase):
         self.assertEqual(self.snapshot(), before)
         self.env.invalidate_all()
         self.assertEqual(
-            self.env["sales.funnel.job"].sudo().search_count([("kind", "=", "history")]), 0,
+            self.env["sales.funnel.job"].sudo().search_count([("kind", "=", "history")]),
+            0,
             "no rebuild was queued",
         )
         with self.assertRaises(AccessError) as caught:
@@ -189,12 +277,15 @@ class TestAccessOverHttp(HttpCase, FunnelCase):
         self.assertEqual(caught.exception.args[0], REBUILD_REFUSED)
 
     def test_scenario(self):
-        self.assertEqual(self.readable_stays(), [
-            ("Company 1 deal", "A", day(0), day(2), "forward", None),
-            ("Company 1 deal", "B", day(2), day(3), "lost", "Price"),
-            ("Company 2 deal", "First 2", day(1), day(4), "forward", None),
-            ("Company 2 deal", "Second 2", day(4), None, "open", None),
-        ])
+        self.assertEqual(
+            self.readable_stays(),
+            [
+                ("Company 1 deal", "A", day(0), day(2), "forward", None),
+                ("Company 1 deal", "B", day(2), day(3), "lost", "Price"),
+                ("Company 2 deal", "First 2", day(1), day(4), "forward", None),
+                ("Company 2 deal", "Second 2", day(4), None, "open", None),
+            ],
+        )
 
     def test_portal_user(self):
         self.assert_all_refused(self.portal)
@@ -214,19 +305,28 @@ class TestAccessOverHttp(HttpCase, FunnelCase):
     def test_sales_manager_renames_fulfilment_steps_only(self):
         before = self.snapshot()
         outcomes = self.call_all(self.manager)
-        self.assertEqual(outcomes, {
-            **dict.fromkeys(self.mutating_routes(), ACCESS),
-            "fulfilment step rename": DONE,
-            "fulfilment step resequence": USER,
-            "pipeline step rename": USER,
-            "pipeline step translation": USER,
-        })
+        self.assertEqual(
+            outcomes,
+            {
+                **dict.fromkeys(self.mutating_routes(), ACCESS),
+                "fulfilment step rename": DONE,
+                "fulfilment step resequence": USER,
+                "pipeline step rename": USER,
+                "pipeline step translation": USER,
+            },
+        )
         after = self.snapshot()
         paid_row = next(row for row in before["steps"] if row[0] == self.paid.id)
-        self.assertEqual(after, {**before, "steps": [
-            (row[0], {"en_US": "Paid in full"}, *row[2:]) if row is paid_row else row
-            for row in before["steps"]
-        ]})
+        self.assertEqual(
+            after,
+            {
+                **before,
+                "steps": [
+                    (row[0], {"en_US": "Paid in full"}, *row[2:]) if row is paid_row else row
+                    for row in before["steps"]
+                ],
+            },
+        )
         with self.assertRaises(AccessError) as caught:
             self.env["res.config.settings"].with_user(self.manager).action_rebuild_stage_history()
         self.assertEqual(caught.exception.args[0], REBUILD_REFUSED)
@@ -244,8 +344,12 @@ class TestAccessOverHttp(HttpCase, FunnelCase):
         self.env.flush_all()
         action = self.make_jsonrpc_request(
             "/web/dataset/call_kw/res.config.settings/action_rebuild_stage_history",
-            {"model": "res.config.settings", "method": "action_rebuild_stage_history",
-             "args": [[]], "kwargs": {}},
+            {
+                "model": "res.config.settings",
+                "method": "action_rebuild_stage_history",
+                "args": [[]],
+                "kwargs": {},
+            },
         )
         self.env.invalidate_all()
         self.assertEqual(action["params"]["title"], "Rebuilding the stage history")
@@ -262,14 +366,17 @@ class TestAccessOverHttp(HttpCase, FunnelCase):
         self.assertEqual(self.env.cr.fetchone()[0], 4)
         # and nothing else: stays and funnel rows are never edited by hand
         outcomes = self.call_all(self.admin)
-        self.assertEqual(outcomes, {
-            **dict.fromkeys(self.mutating_routes(), ACCESS),
-            "rebuild": DONE,
-            "fulfilment step rename": DONE,
-            "fulfilment step resequence": USER,
-            "pipeline step rename": USER,
-            "pipeline step translation": USER,
-        })
+        self.assertEqual(
+            outcomes,
+            {
+                **dict.fromkeys(self.mutating_routes(), ACCESS),
+                "rebuild": DONE,
+                "fulfilment step rename": DONE,
+                "fulfilment step resequence": USER,
+                "pipeline step rename": USER,
+                "pipeline step translation": USER,
+            },
+        )
         after = self.snapshot()
         self.assertEqual(len(after["stays"]), 4)
         self.assertEqual(self.readable_stays(), stays)

@@ -23,8 +23,11 @@ class TestPipelineChangesQueueJobs(FunnelCase):
 
     def axis(self, deal):
         return [
-            (step.name, state) for step, state in self.env["sales.funnel.report"]._read_group(
-                [("lead_id", "=", deal.id)], ["step_id", "state"], order="step_id",
+            (step.name, state)
+            for step, state in self.env["sales.funnel.report"]._read_group(
+                [("lead_id", "=", deal.id)],
+                ["step_id", "state"],
+                order="step_id",
             )
         ]
 
@@ -109,17 +112,20 @@ class TestPipelineChangesQueueJobs(FunnelCase):
         with self.at(day(1)):
             self.stage_b.with_user(self.manager).write({"sequence": 0})
         self.env.cr.flush()
-        self.assertEqual(Report.get_update_notice(),
-                         "Updating the funnel after a pipeline change...")
+        self.assertEqual(
+            Report.get_update_notice(), "Updating the funnel after a pipeline change..."
+        )
         with patch.object(sales_funnel_job, "BATCH_SIZE", 2):
             self.Job._process_one_batch()
-        self.assertEqual(Report.get_update_notice(),
-                         "Updating the funnel after a pipeline change: 40 %")
+        self.assertEqual(
+            Report.get_update_notice(), "Updating the funnel after a pipeline change: 40 %"
+        )
         self.run_funnel_jobs()
         self.assertFalse(Report.get_update_notice())
         self.env["sales.funnel.job"]._queue_rebuild()
-        self.assertEqual(Report.get_update_notice(),
-                         "Rebuilding the stage history from the chatter...")
+        self.assertEqual(
+            Report.get_update_notice(), "Rebuilding the stage history from the chatter..."
+        )
         portal = new_test_user(self.env, login="funnel_portal", groups="base.group_portal")
         with self.assertRaises(AccessError):
             self.env["sales.funnel.report"].with_user(portal).get_update_notice()
@@ -196,8 +202,11 @@ class TestStagesAfterWon(FunnelCase):
 
     def axis(self, deal):
         return [
-            (step.name, state) for step, state in self.env["sales.funnel.report"]._read_group(
-                [("lead_id", "=", deal.id)], ["step_id", "state"], order="step_id",
+            (step.name, state)
+            for step, state in self.env["sales.funnel.report"]._read_group(
+                [("lead_id", "=", deal.id)],
+                ["step_id", "state"],
+                order="step_id",
             )
         ]
 
@@ -205,20 +214,38 @@ class TestStagesAfterWon(FunnelCase):
         deal = self.new_deal(day(0))
         with self.at(day(1)):
             deal.action_set_won()
-        self.assertEqual(self.axis(deal), [
-            ("A", "passed"), ("B", "passed"), ("C", "passed"), ("Won", "won"),
-        ])
+        self.assertEqual(
+            self.axis(deal),
+            [
+                ("A", "passed"),
+                ("B", "passed"),
+                ("C", "passed"),
+                ("Won", "won"),
+            ],
+        )
         self.move(deal, self.delivered, day(2))
-        self.assertEqual(self.axis(deal), [
-            ("A", "passed"), ("B", "passed"), ("C", "passed"), ("Won", "passed"),
-            ("Delivered", "open"),
-        ])
+        self.assertEqual(
+            self.axis(deal),
+            [
+                ("A", "passed"),
+                ("B", "passed"),
+                ("C", "passed"),
+                ("Won", "passed"),
+                ("Delivered", "open"),
+            ],
+        )
         with self.at(day(3)):
             self.delivered.with_user(self.manager).write({"sequence": 5})
         self.run_funnel_jobs()
-        self.assertEqual(self.axis(deal), [
-            ("A", "passed"), ("B", "passed"), ("C", "passed"), ("Delivered", "open"),
-        ])
+        self.assertEqual(
+            self.axis(deal),
+            [
+                ("A", "passed"),
+                ("B", "passed"),
+                ("C", "passed"),
+                ("Delivered", "open"),
+            ],
+        )
 
     def test_two_won_stages_count_the_deal_won_once_at_the_last(self):
         won2 = self.env["crm.stage"].create(
@@ -228,7 +255,9 @@ class TestStagesAfterWon(FunnelCase):
         deal = self.new_deal(day(0))
         self.move(deal, won2, day(1))
         rows = self.env["sales.funnel.report"].read_group(
-            [("lead_id", "=", deal.id)], ["won_count:sum", "lead_count:sum"], ["step_id"],
+            [("lead_id", "=", deal.id)],
+            ["won_count:sum", "lead_count:sum"],
+            ["step_id"],
             lazy=False,
         )
         self.assertEqual(
@@ -253,10 +282,12 @@ class TestOneDragOneJob(HttpCase):
 
     def test_drag_in_the_stage_list(self):
         team = self.env["crm.team"].create({"name": "Drag team"})
-        stages = self.env["crm.stage"].create([
-            {"name": name, "sequence": seq, "team_id": team.id}
-            for seq, name in enumerate(["One", "Two", "Three", "Four"], start=1)
-        ])
+        stages = self.env["crm.stage"].create(
+            [
+                {"name": name, "sequence": seq, "team_id": team.id}
+                for seq, name in enumerate(["One", "Two", "Three", "Four"], start=1)
+            ]
+        )
         self.env.cr.flush()
         Job = self.env["sales.funnel.job"].sudo()
         Job.search([]).unlink()
@@ -264,18 +295,30 @@ class TestOneDragOneJob(HttpCase):
         self.authenticate("drag_manager", "drag_manager")
         # "Four" dragged to the top: every stage of the list is saved again
         order = [stages[3].id, *stages[:3].ids]
-        self.make_jsonrpc_request("/web/dataset/resequence", {
-            "model": "crm.stage", "ids": order, "offset": 1,
-        })
+        self.make_jsonrpc_request(
+            "/web/dataset/resequence",
+            {
+                "model": "crm.stage",
+                "ids": order,
+                "offset": 1,
+            },
+        )
         self.env.invalidate_all()
         jobs = Job.search([])
         self.assertEqual(len(jobs), 1)
-        self.assertEqual((jobs.all_deals, jobs.team_ids, sorted(jobs.stage_ids)),
-                         (False, [team.id], sorted(stages.ids)))
+        self.assertEqual(
+            (jobs.all_deals, jobs.team_ids, sorted(jobs.stage_ids)),
+            (False, [team.id], sorted(stages.ids)),
+        )
         # the same order again changes nothing: no job
         jobs.unlink()
-        self.make_jsonrpc_request("/web/dataset/resequence", {
-            "model": "crm.stage", "ids": order, "offset": 1,
-        })
+        self.make_jsonrpc_request(
+            "/web/dataset/resequence",
+            {
+                "model": "crm.stage",
+                "ids": order,
+                "offset": 1,
+            },
+        )
         self.env.invalidate_all()
         self.assertEqual(Job.search_count([]), 0)

@@ -108,12 +108,17 @@ class TestBadInput(FunnelCase):
     def test_bad_aggregates_raise_core_value_error(self):
         for spec, message in [
             ("lead_count:bogus", "Invalid aggregate method 'bogus' for 'lead_count:bogus'."),
-            ("conversion_rate:median", "Invalid aggregate method 'median' for "
-                                       "'conversion_rate:median'."),
+            (
+                "conversion_rate:median",
+                "Invalid aggregate method 'median' for 'conversion_rate:median'.",
+            ),
             ("lead_count", "Aggregate method is mandatory for 'lead_count'"),
             ("lead_count.x:sum", "Invalid 'lead_count.x:sum', this dot notation is not supported"),
-            ("lost_count:recordset", "Aggregate method 'recordset' can be only used on "
-                                     "relational field (or id) (for 'lost_count:recordset')."),
+            (
+                "lost_count:recordset",
+                "Aggregate method 'recordset' can be only used on "
+                "relational field (or id) (for 'lost_count:recordset').",
+            ),
             ("bogus:sum", "Invalid field 'bogus' on model 'sales.funnel.report' for 'bogus:sum'."),
         ]:
             with self.subTest(spec=spec), self.assertRaises(ValueError) as caught:
@@ -122,31 +127,56 @@ class TestBadInput(FunnelCase):
         for spec in ["lead_count:sum) from x--", "lead_count:sum, 1", "won_count:sum;"]:
             with self.subTest(spec=spec), self.assertRaises(ValueError) as caught:
                 self.aggregate(spec)
-            self.assertTrue(caught.exception.args[0].startswith(
-                f"Invalid aggregate/groupby specification {spec!r}."
-            ))
+            self.assertTrue(
+                caught.exception.args[0].startswith(
+                    f"Invalid aggregate/groupby specification {spec!r}."
+                )
+            )
 
     def test_declared_aggregators_count(self):
         # durations: D1 A 2, B 1, C 3 days (Won: none yet); D2 A 1 day
-        self.assertEqual(self.aggregate(
-            "lead_count:sum", "passed_count:sum", "lost_count:sum", "open_count:sum",
-            "won_count:sum", "won_deal_count:sum", "conversion_rate:avg", "win_rate:avg",
-            "duration_days:avg", "duration_median_days:avg",
-        ), [5, 3, 1, 0, 1, 4, 60.0, 80.0, 1.75, 1.5])
+        self.assertEqual(
+            self.aggregate(
+                "lead_count:sum",
+                "passed_count:sum",
+                "lost_count:sum",
+                "open_count:sum",
+                "won_count:sum",
+                "won_deal_count:sum",
+                "conversion_rate:avg",
+                "win_rate:avg",
+                "duration_days:avg",
+                "duration_median_days:avg",
+            ),
+            [5, 3, 1, 0, 1, 4, 60.0, 80.0, 1.75, 1.5],
+        )
 
     def test_other_functions_read_the_row_values(self):
-        self.assertEqual(self.aggregate(
-            "lead_count:max", "lead_count:min", "lead_count:count", "passed_count:max",
-            "passed_count:avg", "conversion_rate:max", "conversion_rate:min",
-            "conversion_rate:sum", "win_rate:sum", "duration_median_days:max",
-            "duration_median_days:sum", "duration_days:sum",
-        ), [1, 1, 5, 1, 0.6, 100.0, 0.0, 300.0, 400.0, 3.0, 7.0, 7.0])
+        self.assertEqual(
+            self.aggregate(
+                "lead_count:max",
+                "lead_count:min",
+                "lead_count:count",
+                "passed_count:max",
+                "passed_count:avg",
+                "conversion_rate:max",
+                "conversion_rate:min",
+                "conversion_rate:sum",
+                "win_rate:sum",
+                "duration_median_days:max",
+                "duration_median_days:sum",
+                "duration_days:sum",
+            ),
+            [1, 1, 5, 1, 0.6, 100.0, 0.0, 300.0, 400.0, 3.0, 7.0, 7.0],
+        )
         # grouped, as the pivot asks
         self.assertEqual(
             [
                 (step.name, count, top)
                 for step, count, top in self.report._read_group(
-                    self.ours, ["step_id"], ["lead_count:sum", "lead_count:max"],
+                    self.ours,
+                    ["step_id"],
+                    ["lead_count:sum", "lead_count:max"],
                     order="step_id",
                 )
             ],

@@ -33,9 +33,11 @@ class TestConcurrentMoves(TransactionCase):
             stages = env["crm.stage"].search([], limit=3, order="sequence, id")
             self.assertEqual(len(stages), 3, "the database needs three stages")
             new, second, third = stages.ids
-            lead_id = env["crm.lead"].create(
-                {"name": "Race", "type": "opportunity", "stage_id": new, "team_id": False}
-            ).id
+            lead_id = (
+                env["crm.lead"]
+                .create({"name": "Race", "type": "opportunity", "stage_id": new, "team_id": False})
+                .id
+            )
             cr.commit()  # pylint: disable=invalid-commit
         try:
             with self._connection() as cr1, self._connection() as cr2:

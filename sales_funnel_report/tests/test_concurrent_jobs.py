@@ -27,18 +27,35 @@ class TestJobsRaceUsers(TransactionCase):
             env = self.env_of(cr)
             cr.execute("DELETE FROM sales_funnel_job")
             # its own stages only: the stages shared by all teams stay out of its funnel
-            self.team_id = env["crm.team"].create(
-                {"name": "Race team", "funnel_own_stages_only": True}
-            ).id
-            self.stage_ids = env["crm.stage"].create([
-                {"name": f"Race {n}", "sequence": n, "team_id": self.team_id}
-                for n in (1, 2, 3)
-            ]).ids
-            self.deal_ids = env["crm.lead"].create([
-                {"name": f"Race deal {n}", "type": "opportunity", "team_id": self.team_id,
-                 "stage_id": self.stage_ids[1], "user_id": False}
-                for n in range(4)
-            ]).ids
+            self.team_id = (
+                env["crm.team"].create({"name": "Race team", "funnel_own_stages_only": True}).id
+            )
+            self.stage_ids = (
+                env["crm.stage"]
+                .create(
+                    [
+                        {"name": f"Race {n}", "sequence": n, "team_id": self.team_id}
+                        for n in (1, 2, 3)
+                    ]
+                )
+                .ids
+            )
+            self.deal_ids = (
+                env["crm.lead"]
+                .create(
+                    [
+                        {
+                            "name": f"Race deal {n}",
+                            "type": "opportunity",
+                            "team_id": self.team_id,
+                            "stage_id": self.stage_ids[1],
+                            "user_id": False,
+                        }
+                        for n in range(4)
+                    ]
+                )
+                .ids
+            )
             cr.flush()
             cr.execute("DELETE FROM sales_funnel_job")
             cr.commit()  # pylint: disable=invalid-commit
@@ -93,8 +110,7 @@ class TestJobsRaceUsers(TransactionCase):
         with self.connection() as job_cr, self.connection() as user_cr:
             Job = self.env_of(job_cr)["sales.funnel.job"]
             self.assertTrue(Job._process_one_batch())  # the batch holds its deals...
-            user = threading.Thread(target=self.move_with_retry,
-                                    args=(deal, s3, user_cr, attempts))
+            user = threading.Thread(target=self.move_with_retry, args=(deal, s3, user_cr, attempts))
             started = time.monotonic()
             user.start()
             user.join(1.0)
@@ -109,8 +125,9 @@ class TestJobsRaceUsers(TransactionCase):
         # the user's move, on the new stage order (s3 first): s3 is all it reached
         self.assertEqual(self.rows(deal), [(s3, False, True)])
         for other in self.deal_ids[1:]:
-            self.assertEqual(self.rows(other),
-                             [(s3, True, False), (s1, True, False), (s2, False, True)])
+            self.assertEqual(
+                self.rows(other), [(s3, True, False), (s1, True, False), (s2, False, True)]
+            )
 
     def test_a_deal_moved_after_the_batch_began_is_not_left_stale(self):
         s1, s2, s3 = self.stage_ids
@@ -130,8 +147,9 @@ class TestJobsRaceUsers(TransactionCase):
             self.assertTrue(job_env["sales.funnel.job"]._process_one_batch_committed())
         # s3 comes first now; the deal, moved back to s1, passed s3
         self.assertEqual(self.rows(deal), [(s3, True, False), (s1, False, True)])
-        self.assertEqual(self.rows(self.deal_ids[0]),
-                         [(s3, True, False), (s1, True, False), (s2, False, True)])
+        self.assertEqual(
+            self.rows(self.deal_ids[0]), [(s3, True, False), (s1, True, False), (s2, False, True)]
+        )
 
     def test_a_save_older_than_the_batch_never_adds_a_second_row(self):
         s1, s2, s3 = self.stage_ids
@@ -165,8 +183,7 @@ class TestJobsRaceUsers(TransactionCase):
         with self.connection() as job_cr, self.connection() as user_cr:
             Job = self.env_of(job_cr)["sales.funnel.job"]
             self.assertTrue(Job._process_one_batch())
-            user = threading.Thread(target=self.move_with_retry,
-                                    args=(deal, s3, user_cr, attempts))
+            user = threading.Thread(target=self.move_with_retry, args=(deal, s3, user_cr, attempts))
             user.start()
             user.join(1.0)
             self.assertTrue(user.is_alive(), "the move waits for the rebuild's batch")
@@ -187,6 +204,5 @@ class TestJobsRaceUsers(TransactionCase):
             cr.execute("SELECT count(*) FROM sales_funnel_job")
             jobs = cr.fetchone()[0]
         self.assertEqual(stays, [(s2, "forward", True, False), (s3, "open", None, True)])
-        self.assertEqual(self.rows(deal), [(s1, True, False), (s2, True, False),
-                                           (s3, False, True)])
+        self.assertEqual(self.rows(deal), [(s1, True, False), (s2, True, False), (s3, False, True)])
         self.assertEqual(jobs, 0)

@@ -17,17 +17,20 @@ class TestFulfilmentSteps(FulfilmentCase):
         invoice = self.invoice(order, day(7))
         self.pay(invoice, day(10))
         self.assertEqual(invoice.payment_state, "paid")
-        self.assertEqual(self.steps(deal), [
-            ("A", "passed", False, 2.0, day(0)),
-            ("B", "passed", False, 2.0, day(2)),
-            ("C", "passed", True, None, day(4)),
-            # from winning to the confirmed order
-            ("Won", "passed", False, 1.0, day(4)),
-            # accounting dates from here: whole days
-            ("Order", "passed", False, 2.0, day(5)),
-            ("Invoiced", "passed", False, 3.0, midnight(day(7))),
-            ("Paid", "won", False, None, midnight(day(10))),
-        ])
+        self.assertEqual(
+            self.steps(deal),
+            [
+                ("A", "passed", False, 2.0, day(0)),
+                ("B", "passed", False, 2.0, day(2)),
+                ("C", "passed", True, None, day(4)),
+                # from winning to the confirmed order
+                ("Won", "passed", False, 1.0, day(4)),
+                # accounting dates from here: whole days
+                ("Order", "passed", False, 2.0, day(5)),
+                ("Invoiced", "passed", False, 3.0, midnight(day(7))),
+                ("Paid", "won", False, None, midnight(day(10))),
+            ],
+        )
 
     def test_partial_payment_stops_at_invoiced(self):
         deal = self.deal(day(0))
@@ -35,21 +38,27 @@ class TestFulfilmentSteps(FulfilmentCase):
         invoice = self.invoice(order, day(4))
         self.pay(invoice, day(6), amount=150.0)
         self.assertEqual(invoice.payment_state, "partial")
-        self.assertEqual(self.steps(deal), [
-            # the open stay in A ends when the order is confirmed
-            ("A", "passed", False, 3.0, day(0)),
-            # jumped over by the confirmed order
-            ("B", "passed", True, None, day(3)),
-            ("C", "passed", True, None, day(3)),
-            ("Won", "passed", True, None, day(3)),
-            ("Order", "passed", False, 1.0, day(3)),
-            ("Invoiced", "open", False, None, midnight(day(4))),
-        ])
+        self.assertEqual(
+            self.steps(deal),
+            [
+                # the open stay in A ends when the order is confirmed
+                ("A", "passed", False, 3.0, day(0)),
+                # jumped over by the confirmed order
+                ("B", "passed", True, None, day(3)),
+                ("C", "passed", True, None, day(3)),
+                ("Won", "passed", True, None, day(3)),
+                ("Order", "passed", False, 1.0, day(3)),
+                ("Invoiced", "open", False, None, midnight(day(4))),
+            ],
+        )
         self.pay(invoice, day(9), amount=50.0)
-        self.assertEqual(self.steps(deal)[-2:], [
-            ("Invoiced", "passed", False, 5.0, midnight(day(4))),
-            ("Paid", "won", False, None, midnight(day(9))),
-        ])
+        self.assertEqual(
+            self.steps(deal)[-2:],
+            [
+                ("Invoiced", "passed", False, 5.0, midnight(day(4))),
+                ("Paid", "won", False, None, midnight(day(9))),
+            ],
+        )
 
     def test_order_cancelled_after_confirmation_is_lost_at_order(self):
         deal = self.deal(day(0))
@@ -57,13 +66,16 @@ class TestFulfilmentSteps(FulfilmentCase):
         order = self.order(deal, day(2))
         self.cancel(order, day(3))
         self.assertEqual(order.state, "cancel")
-        self.assertEqual(self.steps(deal), [
-            ("A", "passed", False, 1.0, day(0)),
-            ("B", "passed", False, 1.0, day(1)),
-            ("C", "passed", True, None, day(2)),
-            ("Won", "passed", True, None, day(2)),
-            ("Order", "lost", False, None, day(2)),
-        ])
+        self.assertEqual(
+            self.steps(deal),
+            [
+                ("A", "passed", False, 1.0, day(0)),
+                ("B", "passed", False, 1.0, day(1)),
+                ("C", "passed", True, None, day(2)),
+                ("Won", "passed", True, None, day(2)),
+                ("Order", "lost", False, None, day(2)),
+            ],
+        )
         self.assertEqual(self.deal_state(deal), "lost")
 
     def test_two_orders_one_paid_one_not(self):
@@ -72,18 +84,24 @@ class TestFulfilmentSteps(FulfilmentCase):
         second = self.order(deal, day(2), price=300.0)
         self.pay(self.invoice(first, day(3)), day(4))
         unpaid = self.invoice(second, day(5))
-        self.assertEqual(self.steps(deal)[-2:], [
-            # from the first confirmation to the first invoice
-            ("Order", "passed", False, 2.0, day(1)),
-            ("Invoiced", "open", False, None, midnight(day(3))),
-        ])
+        self.assertEqual(
+            self.steps(deal)[-2:],
+            [
+                # from the first confirmation to the first invoice
+                ("Order", "passed", False, 2.0, day(1)),
+                ("Invoiced", "open", False, None, midnight(day(3))),
+            ],
+        )
         self.pay(unpaid, day(8))
-        self.assertEqual(self.steps(deal)[-3:], [
-            ("Order", "passed", False, 2.0, day(1)),
-            # from the first invoice to the last payment
-            ("Invoiced", "passed", False, 5.0, midnight(day(3))),
-            ("Paid", "won", False, None, midnight(day(8))),
-        ])
+        self.assertEqual(
+            self.steps(deal)[-3:],
+            [
+                ("Order", "passed", False, 2.0, day(1)),
+                # from the first invoice to the last payment
+                ("Invoiced", "passed", False, 5.0, midnight(day(3))),
+                ("Paid", "won", False, None, midnight(day(8))),
+            ],
+        )
 
     def test_credit_note_reversing_the_invoice(self):
         deal = self.deal(day(0))
@@ -95,11 +113,14 @@ class TestFulfilmentSteps(FulfilmentCase):
         self.assertEqual(self.steps(deal)[-1:], [("Order", "open", False, None, day(1))])
         self.assertEqual(order.invoice_status, "to invoice")
         self.pay(self.invoice(order, day(4)), day(6))
-        self.assertEqual(self.steps(deal)[-3:], [
-            ("Order", "passed", False, 3.0, day(1)),
-            ("Invoiced", "passed", False, 2.0, midnight(day(4))),
-            ("Paid", "won", False, None, midnight(day(6))),
-        ])
+        self.assertEqual(
+            self.steps(deal)[-3:],
+            [
+                ("Order", "passed", False, 3.0, day(1)),
+                ("Invoiced", "passed", False, 2.0, midnight(day(4))),
+                ("Paid", "won", False, None, midnight(day(6))),
+            ],
+        )
 
     def test_paid_deal_never_marked_won(self):
         deal = self.deal(day(0))
@@ -107,20 +128,23 @@ class TestFulfilmentSteps(FulfilmentCase):
         order = self.order(deal, day(3))
         self.pay(self.invoice(order, day(3)), day(5))
         self.assertEqual(deal.stage_id, self.stage_c)
-        self.assertEqual(self.steps(deal), [
-            ("A", "passed", False, 2.0, day(0)),
-            ("B", "passed", True, None, day(2)),
-            ("C", "passed", False, 1.0, day(2)),
-            ("Won", "passed", True, None, day(3)),
-            ("Order", "passed", False, 0.0, day(3)),
-            ("Invoiced", "passed", False, 2.0, midnight(day(3))),
-            ("Paid", "won", False, None, midnight(day(5))),
-        ])
+        self.assertEqual(
+            self.steps(deal),
+            [
+                ("A", "passed", False, 2.0, day(0)),
+                ("B", "passed", True, None, day(2)),
+                ("C", "passed", False, 1.0, day(2)),
+                ("Won", "passed", True, None, day(3)),
+                ("Order", "passed", False, 0.0, day(3)),
+                ("Invoiced", "passed", False, 2.0, midnight(day(3))),
+                ("Paid", "won", False, None, midnight(day(5))),
+            ],
+        )
         self.assertEqual(self.deal_state(deal), "paid")
 
     def deal_state(self, deal):
-        states = self.env["sales.funnel.report"].search([("lead_id", "=", deal.id)]).mapped(
-            "deal_state"
+        states = (
+            self.env["sales.funnel.report"].search([("lead_id", "=", deal.id)]).mapped("deal_state")
         )
         self.assertEqual(len(set(states)), 1)
         return states[0]
@@ -142,23 +166,29 @@ class TestFulfilmentEdges(FulfilmentCase):
     def test_foreign_currency_paid_in_full(self):
         eur = self.env.ref("base.EUR")
         eur.active = True
-        self.env["res.currency.rate"].create({
-            "name": "2025-01-01", "rate": 0.5, "currency_id": eur.id,
-            "company_id": self.company.id,
-        })
+        self.env["res.currency.rate"].create(
+            {
+                "name": "2025-01-01",
+                "rate": 0.5,
+                "currency_id": eur.id,
+                "company_id": self.company.id,
+            }
+        )
         deal = self.deal(day(0))
         order = self.order(deal, day(1), price=80.0, currency=eur)
         invoice = self.invoice(order, day(2))
         self.assertEqual((invoice.currency_id, invoice.amount_total), (eur, 80.0))
         self.pay(invoice, day(3), amount=40.0)
-        self.assertEqual(self.steps(deal)[-1], ("Invoiced", "open", False, None,
-                                                midnight(day(2))))
+        self.assertEqual(self.steps(deal)[-1], ("Invoiced", "open", False, None, midnight(day(2))))
         self.pay(invoice, day(5), amount=40.0)
         self.assertEqual(invoice.payment_state, "paid")
-        self.assertEqual(self.steps(deal)[-2:], [
-            ("Invoiced", "passed", False, 3.0, midnight(day(2))),
-            ("Paid", "won", False, None, midnight(day(5))),
-        ])
+        self.assertEqual(
+            self.steps(deal)[-2:],
+            [
+                ("Invoiced", "passed", False, 3.0, midnight(day(2))),
+                ("Paid", "won", False, None, midnight(day(5))),
+            ],
+        )
 
     def test_quantity_left_to_invoice_is_not_paid(self):
         deal = self.deal(day(0))
@@ -171,13 +201,15 @@ class TestFulfilmentEdges(FulfilmentCase):
         self.pay(invoice, day(3))
         self.assertEqual(invoice.payment_state, "paid")
         # one of three days invoiced and paid: the deal is not paid in full
-        self.assertEqual(self.steps(deal)[-1], ("Invoiced", "open", False, None,
-                                                midnight(day(2))))
+        self.assertEqual(self.steps(deal)[-1], ("Invoiced", "open", False, None, midnight(day(2))))
         self.pay(self.invoice(order, day(6)), day(7))
-        self.assertEqual(self.steps(deal)[-2:], [
-            ("Invoiced", "passed", False, 5.0, midnight(day(2))),
-            ("Paid", "won", False, None, midnight(day(7))),
-        ])
+        self.assertEqual(
+            self.steps(deal)[-2:],
+            [
+                ("Invoiced", "passed", False, 5.0, midnight(day(2))),
+                ("Paid", "won", False, None, midnight(day(7))),
+            ],
+        )
 
     def test_draft_credit_note_holds_paid_back_until_deleted(self):
         deal = self.deal(day(0))
@@ -191,8 +223,7 @@ class TestFulfilmentEdges(FulfilmentCase):
             )
         self.assertEqual(draft.state, "draft")
         # an invoice not yet posted on the order: not paid in full
-        self.assertEqual(self.steps(deal)[-1], ("Invoiced", "open", False, None,
-                                                midnight(day(2))))
+        self.assertEqual(self.steps(deal)[-1], ("Invoiced", "open", False, None, midnight(day(2))))
         with self.at(day(5)):
             draft.with_user(self.billing).unlink()
         self.assertEqual(self.steps(deal)[-1], ("Paid", "won", False, None, midnight(day(3))))
@@ -203,10 +234,16 @@ class TestFulfilmentEdges(FulfilmentCase):
 
         def queries_to_record(deals):
             with self.at(day(1)):
-                orders = self.env["sale.order"].create([{
-                    "partner_id": self.customer.id, "opportunity_id": deal.id,
-                    "order_line": [(0, 0, {"product_id": self.product.id})],
-                } for deal in deals])
+                orders = self.env["sale.order"].create(
+                    [
+                        {
+                            "partner_id": self.customer.id,
+                            "opportunity_id": deal.id,
+                            "order_line": [(0, 0, {"product_id": self.product.id})],
+                        }
+                        for deal in deals
+                    ]
+                )
                 for order in orders:  # one confirmation per order
                     order.action_confirm()
                 self.env.flush_all()
@@ -222,12 +259,15 @@ class TestFulfilmentEdges(FulfilmentCase):
 
     def test_salesman_sees_only_his_deals_orders(self):
         mine = self.deal(day(0), name="Mine")
-        theirs = self.new_deal(day(0), name="Theirs", user=self.other_salesman,
-                               partner_id=self.customer.id)
+        theirs = self.new_deal(
+            day(0), name="Theirs", user=self.other_salesman, partner_id=self.customer.id
+        )
         self.order(mine, day(1))
         self.order(theirs, day(1), user=self.other_salesman)
-        seen = self.env["sales.funnel.report"].with_user(self.salesman).search(
-            [("step_code", "=", "order")]
+        seen = (
+            self.env["sales.funnel.report"]
+            .with_user(self.salesman)
+            .search([("step_code", "=", "order")])
         )
         self.assertEqual(seen.lead_id, mine)
 
@@ -242,10 +282,13 @@ class TestFulfilmentEdges(FulfilmentCase):
             kept.action_draft()
         with self.at(day(5)):
             kept.action_confirm()
-        later = self.env["sale.order"].create({
-            "partner_id": self.customer.id, "opportunity_id": deal.id,
-            "order_line": [(0, 0, {"product_id": self.product.id})],
-        })
+        later = self.env["sale.order"].create(
+            {
+                "partner_id": self.customer.id,
+                "opportunity_id": deal.id,
+                "order_line": [(0, 0, {"product_id": self.product.id})],
+            }
+        )
         with self.at(day(6)):
             later.action_confirm()
         # as before the module was installed
@@ -268,9 +311,13 @@ class TestFulfilmentEdges(FulfilmentCase):
         # as an import or another module creates it, without action_confirm
         deal = self.deal(day(0))
         with self.at(day(2)):
-            self.env["sale.order"].create({
-                "partner_id": self.customer.id, "opportunity_id": deal.id, "state": "sale",
-                "date_order": day(2),
-                "order_line": [(0, 0, {"product_id": self.product.id})],
-            })
+            self.env["sale.order"].create(
+                {
+                    "partner_id": self.customer.id,
+                    "opportunity_id": deal.id,
+                    "state": "sale",
+                    "date_order": day(2),
+                    "order_line": [(0, 0, {"product_id": self.product.id})],
+                }
+            )
         self.assertEqual(self.steps(deal)[-1], ("Order", "open", False, None, day(2)))

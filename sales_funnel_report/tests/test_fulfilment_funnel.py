@@ -4,8 +4,15 @@ from .common import day, empty_or_rounded
 from .fulfilment_common import FulfilmentCase
 
 MEASURES = [
-    "lead_count:sum", "passed_count:sum", "lost_count:sum", "open_count:sum", "won_count:sum",
-    "conversion_rate:avg", "win_rate:avg", "duration_days:avg", "duration_median_days:avg",
+    "lead_count:sum",
+    "passed_count:sum",
+    "lost_count:sum",
+    "open_count:sum",
+    "won_count:sum",
+    "conversion_rate:avg",
+    "win_rate:avg",
+    "duration_days:avg",
+    "duration_median_days:avg",
 ]
 
 
@@ -43,13 +50,25 @@ class TestFulfilmentFunnel(FulfilmentCase):
         self.deals = self.p | self.n | self.q | self.x | self.w | self.lost
 
     def funnel(self, domain=(), groupby=("step_id",)):
-        rows = self.env["sales.funnel.report"].with_user(self.manager).read_group(
-            [("lead_id", "in", self.deals.ids), *domain], MEASURES, list(groupby), lazy=False,
+        rows = (
+            self.env["sales.funnel.report"]
+            .with_user(self.manager)
+            .read_group(
+                [("lead_id", "in", self.deals.ids), *domain],
+                MEASURES,
+                list(groupby),
+                lazy=False,
+            )
         )
         return {
             row[groupby[0]][1] if groupby else "total": (
-                row["lead_count"], row["passed_count"], row["lost_count"], row["open_count"],
-                row["won_count"], round(row["conversion_rate"], 1), round(row["win_rate"], 1),
+                row["lead_count"],
+                row["passed_count"],
+                row["lost_count"],
+                row["open_count"],
+                row["won_count"],
+                round(row["conversion_rate"], 1),
+                round(row["win_rate"], 1),
                 empty_or_rounded(row["duration_days"]),
                 empty_or_rounded(row["duration_median_days"]),
             )
@@ -58,35 +77,39 @@ class TestFulfilmentFunnel(FulfilmentCase):
 
     def test_funnel_by_step_won_stage_meaning(self):
         funnel = self.funnel()
+        self.assertEqual(list(funnel), ["A", "B", "C", "Won", "Order", "Invoiced", "Paid"])
         self.assertEqual(
-            list(funnel), ["A", "B", "C", "Won", "Order", "Invoiced", "Paid"]
+            funnel,
+            {
+                # reached, passed, lost, open, won, conversion, win rate, avg days, median days
+                "A": (6, 5, 1, 0, 0, 83.3, 66.7, 1.6667, 1.5),
+                "B": (5, 5, 0, 0, 0, 100.0, 80.0, 1.5, 1.5),
+                "C": (5, 5, 0, 0, 0, 100.0, 80.0, 1.0, 1.0),
+                # P, N and Q won by their orders; X lost when its order was cancelled
+                "Won": (5, 4, 0, 0, 4, 80.0, 80.0, 1.0, 1.0),
+                "Order": (4, 3, 1, 0, 0, 75.0, 75.0, 1.0, 1.0),
+                "Invoiced": (3, 2, 0, 1, 0, 66.7, 100.0, 2.5, 2.5),
+                "Paid": (2, 0, 0, 0, 0, 0.0, 100.0, None, None),
+            },
         )
-        self.assertEqual(funnel, {
-            # reached, passed, lost, open, won, conversion, win rate, avg days, median days
-            "A": (6, 5, 1, 0, 0, 83.3, 66.7, 1.6667, 1.5),
-            "B": (5, 5, 0, 0, 0, 100.0, 80.0, 1.5, 1.5),
-            "C": (5, 5, 0, 0, 0, 100.0, 80.0, 1.0, 1.0),
-            # P, N and Q won by their orders; X lost when its order was cancelled
-            "Won": (5, 4, 0, 0, 4, 80.0, 80.0, 1.0, 1.0),
-            "Order": (4, 3, 1, 0, 0, 75.0, 75.0, 1.0, 1.0),
-            "Invoiced": (3, 2, 0, 1, 0, 66.7, 100.0, 2.5, 2.5),
-            "Paid": (2, 0, 0, 0, 0, 0.0, 100.0, None, None),
-        })
         self.assertEqual(self.funnel(groupby=())["total"][:5], (30, 24, 2, 1, 4))
 
     def test_won_means_paid(self):
         self.env["ir.config_parameter"].set_param("sales_funnel_report.won_means", "paid")
         funnel = self.funnel()
-        self.assertEqual({step: row[4:7] for step, row in funnel.items()}, {
-            # won, conversion, win rate: only P and N, paid in full, are won
-            "A": (0, 83.3, 33.3),
-            "B": (0, 100.0, 40.0),
-            "C": (0, 100.0, 40.0),
-            "Won": (0, 80.0, 40.0),
-            "Order": (0, 75.0, 50.0),
-            "Invoiced": (0, 66.7, 66.7),
-            "Paid": (2, 0.0, 100.0),
-        })
+        self.assertEqual(
+            {step: row[4:7] for step, row in funnel.items()},
+            {
+                # won, conversion, win rate: only P and N, paid in full, are won
+                "A": (0, 83.3, 33.3),
+                "B": (0, 100.0, 40.0),
+                "C": (0, 100.0, 40.0),
+                "Won": (0, 80.0, 40.0),
+                "Order": (0, 75.0, 50.0),
+                "Invoiced": (0, 66.7, 66.7),
+                "Paid": (2, 0.0, 100.0),
+            },
+        )
         self.assertEqual(self.funnel(groupby=())["total"][4], 2)
         # the list shows the same meaning, row by row
         paid_rows = self.env["sales.funnel.report"].search(
@@ -114,6 +137,6 @@ class TestFulfilmentFunnel(FulfilmentCase):
         self.assertEqual(by_stage["Won"], self.funnel()["Won"])
 
     def deal_state(self, deal):
-        return self.env["sales.funnel.report"].search(
-            [("lead_id", "=", deal.id)], limit=1
-        ).deal_state
+        return (
+            self.env["sales.funnel.report"].search([("lead_id", "=", deal.id)], limit=1).deal_state
+        )

@@ -4,8 +4,15 @@ from odoo.tests import tagged
 from .common import FunnelCase, day, empty_or_rounded
 
 MEASURES = [
-    "lead_count:sum", "passed_count:sum", "lost_count:sum", "open_count:sum", "won_count:sum",
-    "conversion_rate:avg", "win_rate:avg", "duration_days:avg", "duration_median_days:avg",
+    "lead_count:sum",
+    "passed_count:sum",
+    "lost_count:sum",
+    "open_count:sum",
+    "won_count:sum",
+    "conversion_rate:avg",
+    "win_rate:avg",
+    "duration_days:avg",
+    "duration_median_days:avg",
 ]
 
 
@@ -44,7 +51,10 @@ class TestFunnelReport(FunnelCase):
     def funnel(self, domain=(), groupby=("stage_id",), report=None):
         report = self.Report if report is None else report
         rows = report.read_group(
-            [("lead_id", "in", self.deals.ids), *domain], MEASURES, list(groupby), lazy=False,
+            [("lead_id", "in", self.deals.ids), *domain],
+            MEASURES,
+            list(groupby),
+            lazy=False,
         )
         return rows
 
@@ -53,9 +63,13 @@ class TestFunnelReport(FunnelCase):
         for row in rows:
             key = row["stage_id"][1] if row.get("stage_id") else "total"
             result[key] = (
-                row["lead_count"], row["passed_count"], row["lost_count"], row["open_count"],
+                row["lead_count"],
+                row["passed_count"],
+                row["lost_count"],
+                row["open_count"],
                 row["won_count"],
-                round(row["conversion_rate"], 1), round(row["win_rate"], 1),
+                round(row["conversion_rate"], 1),
+                round(row["win_rate"], 1),
                 empty_or_rounded(row["duration_days"]),
                 empty_or_rounded(row["duration_median_days"]),
             )
@@ -64,15 +78,21 @@ class TestFunnelReport(FunnelCase):
     def test_funnel_by_stage_and_total(self):
         rows = self.funnel()
         self.assertEqual([row["stage_id"][1] for row in rows], ["A", "B", "C", "Won"])
-        self.assertEqual(self.by_stage(rows), {
-            "A": (4, 3, 1, 0, 0, 75.0, 25.0, 2.25, 2.0),
-            "B": (3, 2, 0, 1, 0, 66.7, 33.3, 1.0, 1.0),
-            "C": (2, 1, 1, 0, 0, 50.0, 50.0, 2.0, 2.0),
-            "Won": (1, 0, 0, 0, 1, 0.0, 100.0, None, None),
-        })
-        self.assertEqual(self.by_stage(self.funnel(groupby=())), {
-            "total": (10, 6, 2, 1, 1, 60.0, 40.0, 2.0, 2.0),
-        })
+        self.assertEqual(
+            self.by_stage(rows),
+            {
+                "A": (4, 3, 1, 0, 0, 75.0, 25.0, 2.25, 2.0),
+                "B": (3, 2, 0, 1, 0, 66.7, 33.3, 1.0, 1.0),
+                "C": (2, 1, 1, 0, 0, 50.0, 50.0, 2.0, 2.0),
+                "Won": (1, 0, 0, 0, 1, 0.0, 100.0, None, None),
+            },
+        )
+        self.assertEqual(
+            self.by_stage(self.funnel(groupby=())),
+            {
+                "total": (10, 6, 2, 1, 1, 60.0, 40.0, 2.0, 2.0),
+            },
+        )
 
     def test_rows_per_deal(self):
         rows = self.Report._read_group(
@@ -82,22 +102,30 @@ class TestFunnelReport(FunnelCase):
         )
         got = {
             (lead.name, stage.name): (
-                state, skipped, visits, empty_or_rounded(days), reason.name or None, date_in,
+                state,
+                skipped,
+                visits,
+                empty_or_rounded(days),
+                reason.name or None,
+                date_in,
             )
             for lead, stage, state, skipped, visits, reason, days, date_in in rows
         }
-        self.assertEqual(got, {
-            ("D1", "A"): ("passed", False, 1, 2.0, None, day(0)),
-            ("D1", "B"): ("passed", False, 1, 1.0, None, day(2)),
-            ("D1", "C"): ("passed", False, 1, 3.0, None, day(3)),
-            ("D1", "Won"): ("won", False, 1, None, None, day(6)),
-            ("D2", "A"): ("passed", False, 1, 4.0, None, day(0)),
-            ("D2", "B"): ("passed", True, 0, None, None, day(4)),
-            ("D2", "C"): ("lost", False, 1, 1.0, "Price", day(4)),
-            ("D3", "A"): ("passed", False, 2, 2.0, None, day(0)),
-            ("D3", "B"): ("open", False, 2, None, None, day(1)),
-            ("D4", "A"): ("lost", False, 1, 1.0, "No answer", day(2)),
-        })
+        self.assertEqual(
+            got,
+            {
+                ("D1", "A"): ("passed", False, 1, 2.0, None, day(0)),
+                ("D1", "B"): ("passed", False, 1, 1.0, None, day(2)),
+                ("D1", "C"): ("passed", False, 1, 3.0, None, day(3)),
+                ("D1", "Won"): ("won", False, 1, None, None, day(6)),
+                ("D2", "A"): ("passed", False, 1, 4.0, None, day(0)),
+                ("D2", "B"): ("passed", True, 0, None, None, day(4)),
+                ("D2", "C"): ("lost", False, 1, 1.0, "Price", day(4)),
+                ("D3", "A"): ("passed", False, 2, 2.0, None, day(0)),
+                ("D3", "B"): ("open", False, 2, None, None, day(1)),
+                ("D4", "A"): ("lost", False, 1, 1.0, "No answer", day(2)),
+            },
+        )
 
     def test_strict_funnel_excludes_skipped_stages(self):
         counts = {
@@ -109,7 +137,9 @@ class TestFunnelReport(FunnelCase):
     def test_loss_reasons_per_stage(self):
         rows = self.Report.read_group(
             [("lead_id", "in", self.deals.ids), ("lost_count", ">", 0)],
-            ["lost_count:sum"], ["stage_id", "lost_reason_id"], lazy=False,
+            ["lost_count:sum"],
+            ["stage_id", "lost_reason_id"],
+            lazy=False,
         )
         self.assertEqual(
             [(r["stage_id"][1], r["lost_reason_id"][1], r["lost_count"]) for r in rows],
@@ -131,17 +161,25 @@ class TestFunnelReport(FunnelCase):
     def test_grouping_by_salesperson_keeps_ratios_of_sums(self):
         rows = self.Report.read_group(
             [("lead_id", "in", self.deals.ids)],
-            ["lead_count:sum", "conversion_rate:avg", "win_rate:avg"], ["user_id"], lazy=False,
+            ["lead_count:sum", "conversion_rate:avg", "win_rate:avg"],
+            ["user_id"],
+            lazy=False,
         )
         got = {
-            r["user_id"][1]: (r["lead_count"], round(r["conversion_rate"], 1),
-                              round(r["win_rate"], 1))
+            r["user_id"][1]: (
+                r["lead_count"],
+                round(r["conversion_rate"], 1),
+                round(r["win_rate"], 1),
+            )
             for r in rows
         }
-        self.assertEqual(got, {
-            "Funnel Salesman": (9, 66.7, 44.4),
-            "Other Salesman": (1, 0.0, 0.0),
-        })
+        self.assertEqual(
+            got,
+            {
+                "Funnel Salesman": (9, 66.7, 44.4),
+                "Other Salesman": (1, 0.0, 0.0),
+            },
+        )
 
     def test_salesman_sees_the_funnel_of_own_deals(self):
         funnel = self.by_stage(self.funnel(report=self.Report.with_user(self.other_salesman)))
@@ -149,7 +187,9 @@ class TestFunnelReport(FunnelCase):
 
     def test_revenue_funnel(self):
         rows = self.Report.read_group(
-            [("lead_id", "in", self.deals.ids)], ["expected_revenue:sum"], ["stage_id"],
+            [("lead_id", "in", self.deals.ids)],
+            ["expected_revenue:sum"],
+            ["stage_id"],
             lazy=False,
         )
         self.assertEqual(
@@ -168,11 +208,14 @@ class TestFunnelReport(FunnelCase):
             (r.lead_id.name, r.stage_id.name): (r.state, r.skipped)
             for r in self.Report.search([("lead_id", "in", (self.d2 | self.d4).ids)])
         }
-        self.assertEqual(rows, {
-            ("D2", "A"): ("passed", False),
-            ("D2", "C"): ("lost", False),
-            ("D4", "A"): ("open", False),
-        })
+        self.assertEqual(
+            rows,
+            {
+                ("D2", "A"): ("passed", False),
+                ("D2", "C"): ("lost", False),
+                ("D4", "A"): ("open", False),
+            },
+        )
 
     def test_nobody_writes_the_report(self):
         row = self.Report.search([("lead_id", "=", self.d1.id)], limit=1)
@@ -208,16 +251,27 @@ class TestMedianQuery(FunnelCase):
 class TestFunnelAccessAndDrillDown(FunnelCase):
     def test_other_company_deals_are_not_in_the_funnel_nor_history(self):
         other_company = self.env["res.company"].create({"name": "Other company"})
-        self.salesman_all = self.env["res.users"].create({
-            "name": "All Leads", "login": "funnel_all_leads",
-            "groups_id": [(6, 0, [self.env.ref("sales_team.group_sale_salesman_all_leads").id])],
-        })
+        self.salesman_all = self.env["res.users"].create(
+            {
+                "name": "All Leads",
+                "login": "funnel_all_leads",
+                "groups_id": [
+                    (6, 0, [self.env.ref("sales_team.group_sale_salesman_all_leads").id])
+                ],
+            }
+        )
         here = self.new_deal(day(0), name="here", user=self.salesman_all)
         with self.at(day(0)):
-            there = self.env["crm.lead"].create({
-                "name": "there", "type": "opportunity", "company_id": other_company.id,
-                "user_id": False, "team_id": False, "stage_id": self.stage_a.id,
-            })
+            there = self.env["crm.lead"].create(
+                {
+                    "name": "there",
+                    "type": "opportunity",
+                    "company_id": other_company.id,
+                    "user_id": False,
+                    "team_id": False,
+                    "stage_id": self.stage_a.id,
+                }
+            )
         Report = self.env["sales.funnel.report"].with_user(self.salesman_all)
         History = self.env["crm.lead.stage.history"].with_user(self.salesman_all)
         domain = [("lead_id", "in", (here | there).ids)]
@@ -229,28 +283,39 @@ class TestFunnelAccessAndDrillDown(FunnelCase):
 
     def test_a_funnel_row_opens_its_deal(self):
         deal = self.new_deal(day(0), name="drill")
-        row = self.env["sales.funnel.report"].with_user(self.salesman).search(
-            [("lead_id", "=", deal.id)]
+        row = (
+            self.env["sales.funnel.report"]
+            .with_user(self.salesman)
+            .search([("lead_id", "=", deal.id)])
         )
-        self.assertEqual(row.action_open_lead(), {
-            "type": "ir.actions.act_window",
-            "res_model": "crm.lead",
-            "res_id": deal.id,
-            "views": [(False, "form")],
-        })
+        self.assertEqual(
+            row.action_open_lead(),
+            {
+                "type": "ir.actions.act_window",
+                "res_model": "crm.lead",
+                "res_id": deal.id,
+                "views": [(False, "form")],
+            },
+        )
 
 
 @tagged("post_install", "-at_install")
 class TestGroupOrder(FunnelCase):
     def test_salespeople_in_name_order_and_teams_in_their_order(self):
-        zed = self.env["res.users"].create({
-            "name": "Zed Seller", "login": "zed_seller",
-            "groups_id": [(6, 0, [self.env.ref("sales_team.group_sale_salesman").id])],
-        })
-        abe = self.env["res.users"].create({
-            "name": "Abe Seller", "login": "abe_seller",
-            "groups_id": [(6, 0, [self.env.ref("sales_team.group_sale_salesman").id])],
-        })
+        zed = self.env["res.users"].create(
+            {
+                "name": "Zed Seller",
+                "login": "zed_seller",
+                "groups_id": [(6, 0, [self.env.ref("sales_team.group_sale_salesman").id])],
+            }
+        )
+        abe = self.env["res.users"].create(
+            {
+                "name": "Abe Seller",
+                "login": "abe_seller",
+                "groups_id": [(6, 0, [self.env.ref("sales_team.group_sale_salesman").id])],
+            }
+        )
         self.assertLess(zed.id, abe.id)
         deals = self.new_deal(day(0), name="z", user=zed)
         deals |= self.new_deal(day(0), name="a", user=abe)
@@ -260,14 +325,17 @@ class TestGroupOrder(FunnelCase):
         )
         self.assertEqual([row["user_id"][1] for row in by_user], ["Abe Seller", "Zed Seller"])
         by_user_desc = Report.read_group(
-            [("lead_id", "in", deals.ids)], ["lead_count:sum"], ["user_id"], lazy=False,
+            [("lead_id", "in", deals.ids)],
+            ["lead_count:sum"],
+            ["user_id"],
+            lazy=False,
             orderby="user_id desc",
         )
-        self.assertEqual(
-            [row["user_id"][1] for row in by_user_desc], ["Zed Seller", "Abe Seller"]
-        )
+        self.assertEqual([row["user_id"][1] for row in by_user_desc], ["Zed Seller", "Abe Seller"])
         by_stage_user = Report.read_group(
-            [("lead_id", "in", deals.ids)], ["lead_count:sum"], ["stage_id", "user_id"],
+            [("lead_id", "in", deals.ids)],
+            ["lead_count:sum"],
+            ["stage_id", "user_id"],
             lazy=False,
         )
         self.assertEqual(

@@ -15,14 +15,25 @@ class TestFunnelSteps(FunnelCase):
 
     def steps(self):
         """The funnel's steps of the team's pipeline and fulfilment, in order."""
-        return self.env["sales.funnel.step"].search([
-            "|", ("stage_id.team_id", "=", self.team.id), ("is_fulfilment", "=", True),
-        ]).mapped("name")
+        return (
+            self.env["sales.funnel.step"]
+            .search(
+                [
+                    "|",
+                    ("stage_id.team_id", "=", self.team.id),
+                    ("is_fulfilment", "=", True),
+                ]
+            )
+            .mapped("name")
+        )
 
     def funnel_axis(self, deal):
         return [
-            step.name for (step,) in self.env["sales.funnel.report"]._read_group(
-                [("lead_id", "=", deal.id)], ["step_id"], order="step_id",
+            step.name
+            for (step,) in self.env["sales.funnel.report"]._read_group(
+                [("lead_id", "=", deal.id)],
+                ["step_id"],
+                order="step_id",
             )
         ]
 

@@ -17,22 +17,35 @@ class TestFunnelUi(HttpCase):
         env["crm.stage"].search([("team_id", "=", False)]).write({"team_id": other_team.id})
         team = env["crm.team"].create({"name": "Tour team"})
         Stage = env["crm.stage"]
-        cls.stages = Stage.create([
-            {"name": "Zulu first", "sequence": 1, "team_id": team.id},
-            {"name": "Alpha second", "sequence": 2, "team_id": team.id},
-            {"name": "Mike third", "sequence": 3, "team_id": team.id},
-            {"name": "Bravo won", "sequence": 4, "team_id": team.id, "is_won": True},
-        ])
+        cls.stages = Stage.create(
+            [
+                {"name": "Zulu first", "sequence": 1, "team_id": team.id},
+                {"name": "Alpha second", "sequence": 2, "team_id": team.id},
+                {"name": "Mike third", "sequence": 3, "team_id": team.id},
+                {"name": "Bravo won", "sequence": 4, "team_id": team.id, "is_won": True},
+            ]
+        )
         cls.salesman = new_test_user(
-            env, login="funnel_tour", password="funnel_tour",
-            groups="sales_team.group_sale_salesman", name="Tour Salesman",
+            env,
+            login="funnel_tour",
+            password="funnel_tour",
+            groups="sales_team.group_sale_salesman",
+            name="Tour Salesman",
         )
         Lead = env["crm.lead"]
         for index, stage in enumerate(cls.stages):
-            deals = Lead.create([{
-                "name": f"Deal {index}.{n}", "type": "opportunity", "team_id": team.id,
-                "user_id": cls.salesman.id, "stage_id": stage.id,
-            } for n in range(4 - index)])
+            deals = Lead.create(
+                [
+                    {
+                        "name": f"Deal {index}.{n}",
+                        "type": "opportunity",
+                        "team_id": team.id,
+                        "user_id": cls.salesman.id,
+                        "stage_id": stage.id,
+                    }
+                    for n in range(4 - index)
+                ]
+            )
         cls._sell_and_get_paid(deals)
 
     @classmethod
@@ -43,10 +56,13 @@ class TestFunnelUi(HttpCase):
         product = env["product.product"].create(
             {"name": "Tour service", "type": "service", "invoice_policy": "order"}
         )
-        order = env["sale.order"].create({
-            "partner_id": customer.id, "opportunity_id": deal.id,
-            "order_line": [(0, 0, {"product_id": product.id, "price_unit": 100.0})],
-        })
+        order = env["sale.order"].create(
+            {
+                "partner_id": customer.id,
+                "opportunity_id": deal.id,
+                "order_line": [(0, 0, {"product_id": product.id, "price_unit": 100.0})],
+            }
+        )
         order.action_confirm()
         invoice = order._create_invoices()
         invoice.action_post()
@@ -65,25 +81,33 @@ class TestFunnelUi(HttpCase):
         groups = self.make_jsonrpc_request(
             "/web/dataset/call_kw/sales.funnel.report/read_group",
             {
-                "model": "sales.funnel.report", "method": "read_group",
+                "model": "sales.funnel.report",
+                "method": "read_group",
                 "args": [[["type", "=", "opportunity"]], measures, ["step_id"]],
                 "kwargs": {"lazy": False},
             },
         )
         table = [
-            (group["step_id"][1], group["lead_count"], group["lost_count"],
-             round(group["conversion_rate"], 1))
+            (
+                group["step_id"][1],
+                group["lead_count"],
+                group["lost_count"],
+                round(group["conversion_rate"], 1),
+            )
             for group in groups
         ]
-        self.assertEqual(table, [
-            ("Zulu first", 10, 0, 60.0),
-            ("Alpha second", 6, 0, 50.0),
-            ("Mike third", 3, 0, 33.3),
-            ("Bravo won", 1, 0, 100.0),
-            ("Order", 1, 0, 100.0),
-            ("Invoiced", 1, 0, 100.0),
-            ("Paid", 1, 0, 0.0),
-        ])
+        self.assertEqual(
+            table,
+            [
+                ("Zulu first", 10, 0, 60.0),
+                ("Alpha second", 6, 0, 50.0),
+                ("Mike third", 3, 0, 33.3),
+                ("Bravo won", 1, 0, 100.0),
+                ("Order", 1, 0, 100.0),
+                ("Invoiced", 1, 0, 100.0),
+                ("Paid", 1, 0, 0.0),
+            ],
+        )
         payload = {
             "title": "Sales Funnel",
             "model": "sales.funnel.report",
@@ -96,8 +120,11 @@ class TestFunnelUi(HttpCase):
             ],
             "origin_headers": [],
             "rows": [
-                {"title": name, "indent": 1,
-                 "values": [{"value": value, "is_bold": False} for value in values]}
+                {
+                    "title": name,
+                    "indent": 1,
+                    "values": [{"value": value, "is_bold": False} for value in values],
+                }
                 for name, *values in table
             ],
         }

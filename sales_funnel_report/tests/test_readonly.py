@@ -14,8 +14,14 @@ from .common import FunnelCase, day, empty_or_rounded
 
 # What the graph and pivot views ask for.
 MEASURES = [
-    "lead_count:sum", "passed_count:sum", "lost_count:sum", "open_count:sum",
-    "won_count:sum", "conversion_rate:avg", "win_rate:avg", "duration_days:avg",
+    "lead_count:sum",
+    "passed_count:sum",
+    "lost_count:sum",
+    "open_count:sum",
+    "won_count:sum",
+    "conversion_rate:avg",
+    "win_rate:avg",
+    "duration_days:avg",
     "duration_median_days:avg",
 ]
 # The salesman's three deals (D4, another salesman's, is hidden from him):
@@ -33,20 +39,29 @@ FUNNEL = {
 # The list view's rows, in the report's order (the deals' own: newest first):
 # deal, step, outcome, skipped, days (0.0 when empty, as Odoo reads an empty float).
 ROWS = [
-    ("D3", "A", "passed", False, 3.0), ("D3", "B", "open", False, 0.0),
+    ("D3", "A", "passed", False, 3.0),
+    ("D3", "B", "open", False, 0.0),
     ("D2", "A", "lost", False, 1.0),
-    ("D1", "A", "passed", False, 2.0), ("D1", "B", "passed", False, 3.0),
-    ("D1", "C", "passed", True, 0.0), ("D1", "Won", "won", False, 0.0),
+    ("D1", "A", "passed", False, 2.0),
+    ("D1", "B", "passed", False, 3.0),
+    ("D1", "C", "passed", True, 0.0),
+    ("D1", "Won", "won", False, 0.0),
 ]
 # D1's stays, as its Stage History tab lists them: stage, days, outcome.
 D1_STAYS = [("A", 2.0, "forward"), ("B", 3.0, "forward"), ("Won", 0.0, "open")]
 LIST_SPEC = {
-    "lead_id": {"fields": {"display_name": {}}}, "step_id": {"fields": {"display_name": {}}},
-    "state": {}, "skipped": {}, "duration_days": {},
+    "lead_id": {"fields": {"display_name": {}}},
+    "step_id": {"fields": {"display_name": {}}},
+    "state": {},
+    "skipped": {},
+    "duration_days": {},
 }
 HISTORY_SPEC = {
-    "stage_id": {"fields": {"display_name": {}}}, "date_in": {}, "date_out": {},
-    "duration_days": {}, "outcome": {},
+    "stage_id": {"fields": {"display_name": {}}},
+    "date_in": {},
+    "date_out": {},
+    "duration_days": {},
+    "outcome": {},
 }
 DEAL_SPEC = {"name": {}, "stage_history_count": {}}
 WRITING = ("INSERT", "UPDATE", "DELETE", "CREATE", "ALTER", "DROP", "TRUNCATE", "LOCK")
@@ -55,9 +70,14 @@ WRITING = ("INSERT", "UPDATE", "DELETE", "CREATE", "ALTER", "DROP", "TRUNCATE", 
 def by_step(groups):
     return {
         group["step_id"][1]: (
-            group["lead_count"], group["passed_count"], group["lost_count"],
-            group["open_count"], group["won_count"], round(group["conversion_rate"], 1),
-            round(group["win_rate"], 1), empty_or_rounded(group["duration_days"]),
+            group["lead_count"],
+            group["passed_count"],
+            group["lost_count"],
+            group["open_count"],
+            group["won_count"],
+            round(group["conversion_rate"], 1),
+            round(group["win_rate"], 1),
+            empty_or_rounded(group["duration_days"]),
             empty_or_rounded(group["duration_median_days"]),
         )
         for group in groups
@@ -66,8 +86,13 @@ def by_step(groups):
 
 def list_rows(result):
     return [
-        (row["lead_id"]["display_name"], row["step_id"]["display_name"], row["state"],
-         row["skipped"], round(row["duration_days"], 4))
+        (
+            row["lead_id"]["display_name"],
+            row["step_id"]["display_name"],
+            row["state"],
+            row["skipped"],
+            round(row["duration_days"], 4),
+        )
         for row in result["records"]
     ]
 
@@ -86,14 +111,30 @@ class ReadCalls:
     def read_calls(self, team_id, deal_id):
         domain = [("team_id", "=", team_id)]
         return [
-            ("sales.funnel.report", "web_read_group", [], {
-                "domain": domain, "fields": MEASURES, "groupby": ["step_id"], "lazy": False}),
-            ("sales.funnel.report", "read_group", [], {
-                "domain": domain, "fields": MEASURES, "groupby": ["step_id"], "lazy": False}),
-            ("sales.funnel.report", "web_search_read", [], {
-                "domain": domain, "specification": LIST_SPEC}),
-            ("crm.lead.stage.history", "web_search_read", [], {
-                "domain": [("lead_id", "=", deal_id)], "specification": HISTORY_SPEC}),
+            (
+                "sales.funnel.report",
+                "web_read_group",
+                [],
+                {"domain": domain, "fields": MEASURES, "groupby": ["step_id"], "lazy": False},
+            ),
+            (
+                "sales.funnel.report",
+                "read_group",
+                [],
+                {"domain": domain, "fields": MEASURES, "groupby": ["step_id"], "lazy": False},
+            ),
+            (
+                "sales.funnel.report",
+                "web_search_read",
+                [],
+                {"domain": domain, "specification": LIST_SPEC},
+            ),
+            (
+                "crm.lead.stage.history",
+                "web_search_read",
+                [],
+                {"domain": [("lead_id", "=", deal_id)], "specification": HISTORY_SPEC},
+            ),
             ("crm.lead", "web_read", [[deal_id]], {"specification": DEAL_SPEC}),
         ]
 
@@ -143,25 +184,38 @@ class TestReadOnlyTransaction(ReadCalls, TransactionCase):
     def _build(self):
         with self._transaction(day(-1)) as env:
             team = env["crm.team"].create(
-                {"name": "Read-only team", "funnel_own_stages_only": True})
-            stages = env["crm.stage"].create([
-                {"name": name, "sequence": seq, "team_id": team.id, "is_won": name == "Won"}
-                for seq, name in enumerate(["A", "B", "C", "Won"], start=1)
-            ])
+                {"name": "Read-only team", "funnel_own_stages_only": True}
+            )
+            stages = env["crm.stage"].create(
+                [
+                    {"name": name, "sequence": seq, "team_id": team.id, "is_won": name == "Won"}
+                    for seq, name in enumerate(["A", "B", "C", "Won"], start=1)
+                ]
+            )
             reason = env["crm.lost.reason"].create({"name": "Read-only price"})
             salesman, other = (
                 new_test_user(env, login=login, groups="sales_team.group_sale_salesman")
                 for login in ("funnel_ro_salesman", "funnel_ro_other")
             )
-            self.scenario = {"team": team.id, "stages": stages.ids, "reason": reason.id,
-                        "users": (salesman | other).ids, "salesman": salesman.id}
+            self.scenario = {
+                "team": team.id,
+                "stages": stages.ids,
+                "reason": reason.id,
+                "users": (salesman | other).ids,
+                "salesman": salesman.id,
+            }
         a, b, _c, won = self.scenario["stages"]
 
         def deal(env, name, user_id):
-            return env["crm.lead"].create({
-                "name": name, "type": "opportunity", "team_id": self.scenario["team"],
-                "user_id": user_id, "stage_id": a,
-            })
+            return env["crm.lead"].create(
+                {
+                    "name": name,
+                    "type": "opportunity",
+                    "team_id": self.scenario["team"],
+                    "user_id": user_id,
+                    "stage_id": a,
+                }
+            )
 
         with self._transaction(day(0)) as env:
             d1, d2, d3 = (deal(env, name, salesman.id) for name in ("D1", "D2", "D3"))
@@ -207,7 +261,8 @@ class TestReadOnlyTransaction(ReadCalls, TransactionCase):
                 answers = [
                     api.call_kw(env[model], method, args, kwargs)
                     for model, method, args, kwargs in self.read_calls(
-                        self.scenario["team"], self.scenario["deals"][0])
+                        self.scenario["team"], self.scenario["deals"][0]
+                    )
                 ]
                 self.assertFalse(cr.precommit.data.get(FUNNEL_QUEUE), "a read queued deals")
                 self.check_answers(answers)
@@ -216,7 +271,8 @@ class TestReadOnlyTransaction(ReadCalls, TransactionCase):
                 # the mode is real: the same transaction refuses a write
                 with self.assertRaises(ReadOnlySqlTransaction):
                     env["crm.lead"].sudo().browse(self.scenario["deals"][0]).write(
-                        {"name": "D1 renamed"})
+                        {"name": "D1 renamed"}
+                    )
                     env.flush_all()
             cr.rollback()
 
@@ -259,16 +315,25 @@ class TestReadOnlyRoutes(ReadCalls, HttpCase, FunnelCase):
 
         def recording_call_kw(model, method, args, kwargs):
             model.env.cr.execute("SHOW transaction_read_only")
-            modes.append((model._name, method, threading.current_thread().cursor_mode,
-                          model.env.cr.readonly, model.env.cr.fetchone()[0]))
+            modes.append(
+                (
+                    model._name,
+                    method,
+                    threading.current_thread().cursor_mode,
+                    model.env.cr.readonly,
+                    model.env.cr.fetchone()[0],
+                )
+            )
             return call_kw(model, method, args, kwargs)
 
         self.authenticate("funnel_salesman", "funnel_salesman")
         calls = self.read_calls(self.team.id, self.d1.id)
         with patch.object(dataset, "call_kw", recording_call_kw):
             answers = [
-                self.make_jsonrpc_request(f"/web/dataset/call_kw/{model}/{method}", {
-                    "model": model, "method": method, "args": args, "kwargs": kwargs})
+                self.make_jsonrpc_request(
+                    f"/web/dataset/call_kw/{model}/{method}",
+                    {"model": model, "method": method, "args": args, "kwargs": kwargs},
+                )
                 for model, method, args, kwargs in calls
             ]
         self.assertEqual(modes, [(model, method, "ro", True, "on") for model, method, *_ in calls])

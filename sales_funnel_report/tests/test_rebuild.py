@@ -32,7 +32,8 @@ class TestRebuildFromTracking(FunnelCase):
         return [
             (*keys, round(days or 0, 6), visits)
             for *keys, days, visits in self.env["sales.funnel.report"]._read_group(
-                [("lead_id", "in", deals.ids)], ["lead_id", "stage_id", "state"],
+                [("lead_id", "in", deals.ids)],
+                ["lead_id", "stage_id", "state"],
                 ["duration_days:sum", "visit_count:sum"],
             )
         ]
@@ -58,15 +59,17 @@ class TestRebuildFromTracking(FunnelCase):
             if not deal.active:
                 action = deal.action_unarchive if choice < 0.5 else deal.action_set_won
             elif choice < 0.6:
-                action = partial(
-                    deal.write, {"stage_id": stages[rng.randrange(len(stages))].id}
-                )
+                action = partial(deal.write, {"stage_id": stages[rng.randrange(len(stages))].id})
             elif choice < 0.8:
                 action = partial(
-                    self.env["crm.lead.lost"].create({
-                        "lead_ids": [(6, 0, deal.ids)],
-                        "lost_reason_id": reasons[rng.randrange(len(reasons))].id,
-                    }).action_lost_reason_apply
+                    self.env["crm.lead.lost"]
+                    .create(
+                        {
+                            "lead_ids": [(6, 0, deal.ids)],
+                            "lost_reason_id": reasons[rng.randrange(len(reasons))].id,
+                        }
+                    )
+                    .action_lost_reason_apply
                 )
             elif choice < 0.9:
                 action = deal.action_set_won
@@ -75,9 +78,10 @@ class TestRebuildFromTracking(FunnelCase):
             self.step(when, action)
         live = self.all_stays(deals)
         self.assertGreater(sum(len(stays) for stays in live.values()), 60)
-        self.assertTrue({"forward", "back", "lost", "open"} <= {
-            stay[4] for stays in live.values() for stay in stays
-        })
+        self.assertTrue(
+            {"forward", "back", "lost", "open"}
+            <= {stay[4] for stays in live.values() for stay in stays}
+        )
         funnel_live = self.funnel(deals)
         counts = self.rebuild()
         self.assertEqual(self.all_stays(deals), live)
@@ -108,7 +112,7 @@ class TestRebuildFromTracking(FunnelCase):
                 at = when
             deal = deals[rng.randrange(len(deals))]
             if choice < 0.12 and len(deals.filtered("active")) > 3:
-                pair = deals.filtered("active")[rng.randrange(3):][:2]
+                pair = deals.filtered("active")[rng.randrange(3) :][:2]
                 self.step(at, pair.merge_opportunity)
                 deals = deals.exists()
                 merged += 1
@@ -117,25 +121,48 @@ class TestRebuildFromTracking(FunnelCase):
 
                 def load(tick=tick, stage=stage):
                     result = self.env["crm.lead"].load(
-                        ["name", "type", "team_id/.id", "stage_id/.id", "active",
-                         "lost_reason_id/.id"],
-                        [[f"imported lost {tick}", "opportunity", str(self.team.id),
-                          str(stage.id), "False", str(self.reason_price.id)]],
+                        [
+                            "name",
+                            "type",
+                            "team_id/.id",
+                            "stage_id/.id",
+                            "active",
+                            "lost_reason_id/.id",
+                        ],
+                        [
+                            [
+                                f"imported lost {tick}",
+                                "opportunity",
+                                str(self.team.id),
+                                str(stage.id),
+                                "False",
+                                str(self.reason_price.id),
+                            ]
+                        ],
                     )
                     self.assertFalse(result["messages"])
                     return result["ids"]
+
                 deals |= self.env["crm.lead"].browse(self.step(at, load))
                 imported += 1
             elif not deal.active:
                 self.step(at, deal.action_unarchive if choice < 0.6 else deal.action_set_won)
             elif choice < 0.65:
-                self.step(at, partial(
-                    deal.write, {"stage_id": stages[rng.randrange(len(stages))].id}
-                ))
+                self.step(
+                    at, partial(deal.write, {"stage_id": stages[rng.randrange(len(stages))].id})
+                )
             elif choice < 0.85:
-                self.step(at, self.env["crm.lead.lost"].create({
-                    "lead_ids": [(6, 0, deal.ids)], "lost_reason_id": self.reason_price.id,
-                }).action_lost_reason_apply)
+                self.step(
+                    at,
+                    self.env["crm.lead.lost"]
+                    .create(
+                        {
+                            "lead_ids": [(6, 0, deal.ids)],
+                            "lost_reason_id": self.reason_price.id,
+                        }
+                    )
+                    .action_lost_reason_apply,
+                )
             else:
                 self.step(at, deal.action_set_won)
         self.assertEqual((merged, imported, clock_back), (20, 15, 14))
@@ -149,9 +176,17 @@ class TestRebuildFromTracking(FunnelCase):
         def load():
             return self.env["crm.lead"].load(
                 ["name", "type", "team_id/.id", "stage_id/.id", "active"],
-                [["imported lost", "opportunity", str(self.team.id), str(self.stage_b.id),
-                  "False"]],
+                [
+                    [
+                        "imported lost",
+                        "opportunity",
+                        str(self.team.id),
+                        str(self.stage_b.id),
+                        "False",
+                    ]
+                ],
             )["ids"]
+
         deal = self.env["crm.lead"].browse(self.step(day(0), load))
         self.assertEqual(self.stays(deal), [])
         self.rebuild()
@@ -176,11 +211,17 @@ class TestRebuildFromTracking(FunnelCase):
             ("B", day(1), None, None, "open", None),
         ]
         self.assertEqual(self.stays(master), expected)
-        tracked = self.env["mail.tracking.value"].sudo().search_count([
-            ("mail_message_id.model", "=", "crm.lead"),
-            ("mail_message_id.res_id", "=", master.id),
-            ("field_id.name", "=", "stage_id"),
-        ])
+        tracked = (
+            self.env["mail.tracking.value"]
+            .sudo()
+            .search_count(
+                [
+                    ("mail_message_id.model", "=", "crm.lead"),
+                    ("mail_message_id.res_id", "=", master.id),
+                    ("field_id.name", "=", "stage_id"),
+                ]
+            )
+        )
         self.assertEqual(tracked, 3, "Odoo moved the merged deal's tracking here")
         self.rebuild()
         self.assertEqual(self.stays(master), expected)
@@ -188,14 +229,22 @@ class TestRebuildFromTracking(FunnelCase):
     def test_deals_without_tracking(self):
         Lead = self.env["crm.lead"].with_context(tracking_disable=True)
         with self.at(day(0)):
-            open_deal = Lead.create({
-                "name": "imported open", "type": "opportunity", "team_id": self.team.id,
-                "stage_id": self.stage_b.id,
-            })
-            lost_deal = Lead.create({
-                "name": "imported lost", "type": "opportunity", "team_id": self.team.id,
-                "stage_id": self.stage_c.id,
-            })
+            open_deal = Lead.create(
+                {
+                    "name": "imported open",
+                    "type": "opportunity",
+                    "team_id": self.team.id,
+                    "stage_id": self.stage_b.id,
+                }
+            )
+            lost_deal = Lead.create(
+                {
+                    "name": "imported lost",
+                    "type": "opportunity",
+                    "team_id": self.team.id,
+                    "stage_id": self.stage_c.id,
+                }
+            )
         with self.at(day(3)):
             lost_deal.write({"active": False, "lost_reason_id": self.reason_price.id})
         self.assertEqual(lost_deal.date_closed, day(3))
@@ -218,9 +267,16 @@ class TestRebuildFromTracking(FunnelCase):
             (gone_id + 100000, gone_id),
         )
         gone.with_user(self.manager).unlink()  # deleting deals is for sales managers
-        tracking = self.env["mail.tracking.value"].sudo().search(
-            [("mail_message_id.res_id", "=", deal.id), ("mail_message_id.model", "=", "crm.lead")],
-            order="id",
+        tracking = (
+            self.env["mail.tracking.value"]
+            .sudo()
+            .search(
+                [
+                    ("mail_message_id.res_id", "=", deal.id),
+                    ("mail_message_id.model", "=", "crm.lead"),
+                ],
+                order="id",
+            )
         )
         self.assertEqual(len(tracking), 2)
         # A duplicated row, and the second move written with a time before the first.
@@ -241,11 +297,14 @@ class TestRebuildFromTracking(FunnelCase):
         self.assertEqual(counts["clamped_timestamps"], 1)
         # Clamped to the first move's time, the second move stays a transaction of
         # its own, as live recording saw it: a stay in B that lasted no time.
-        self.assertEqual(self.stays(deal), [
-            ("A", day(0), day(1), 1.0, "forward", None),
-            ("B", day(1), day(1), 0.0, "forward", None),
-            ("C", day(1), None, None, "open", None),
-        ])
+        self.assertEqual(
+            self.stays(deal),
+            [
+                ("A", day(0), day(1), 1.0, "forward", None),
+                ("B", day(1), day(1), 0.0, "forward", None),
+                ("C", day(1), None, None, "open", None),
+            ],
+        )
 
     def test_stays_in_deleted_stages_are_dropped(self):
         deal = self.tracked_deal(day(0), "deleted stage")
@@ -254,10 +313,13 @@ class TestRebuildFromTracking(FunnelCase):
         self.stage_b.unlink()
         counts = self.rebuild()
         self.assertEqual(counts["stays_in_deleted_stages"], 1)
-        self.assertEqual(self.stays(deal), [
-            ("A", day(0), day(1), 1.0, "forward", None),
-            ("C", day(2), None, None, "open", None),
-        ])
+        self.assertEqual(
+            self.stays(deal),
+            [
+                ("A", day(0), day(1), 1.0, "forward", None),
+                ("C", day(2), None, None, "open", None),
+            ],
+        )
 
     def test_settings_action_rebuilds_and_a_failed_rebuild_loses_nothing(self):
         deal = self.tracked_deal(day(0), "settings")
@@ -265,9 +327,12 @@ class TestRebuildFromTracking(FunnelCase):
         expected = self.stays(deal)
         admin = self.env.ref("base.user_admin")
         with self.at(day(400)):
-            action = self.env["res.config.settings"].with_user(admin).create(
-                {}
-            ).action_rebuild_stage_history()
+            action = (
+                self.env["res.config.settings"]
+                .with_user(admin)
+                .create({})
+                .action_rebuild_stage_history()
+            )
         self.assertEqual(action["tag"], "display_notification")
         self.assertEqual(self.stays(deal), expected)
         History = type(self.env["crm.lead.stage.history"])

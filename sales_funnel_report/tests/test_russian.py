@@ -21,19 +21,31 @@ class TestRussian(FunnelCase):
         self.assertEqual(action.with_context(lang="ru_RU").name, "Воронка продаж")
         labels = {
             name: description["string"]
-            for name, description in env["sales.funnel.report"].fields_get(
-                ["lead_count", "lost_count", "conversion_rate", "duration_days",
-                 "duration_median_days", "lost_reason_id"], ["string"],
-            ).items()
+            for name, description in env["sales.funnel.report"]
+            .fields_get(
+                [
+                    "lead_count",
+                    "lost_count",
+                    "conversion_rate",
+                    "duration_days",
+                    "duration_median_days",
+                    "lost_reason_id",
+                ],
+                ["string"],
+            )
+            .items()
         }
-        self.assertEqual(labels, {
-            "lead_count": "Дошли до этапа",
-            "lost_count": "Проиграно",
-            "conversion_rate": "Конверсия (%)",
-            "duration_days": "Средняя длительность, дн.",
-            "duration_median_days": "Медиана, дн.",
-            "lost_reason_id": "Причина проигрыша",
-        })
+        self.assertEqual(
+            labels,
+            {
+                "lead_count": "Дошли до этапа",
+                "lost_count": "Проиграно",
+                "conversion_rate": "Конверсия (%)",
+                "duration_days": "Средняя длительность, дн.",
+                "duration_median_days": "Медиана, дн.",
+                "lost_reason_id": "Причина проигрыша",
+            },
+        )
         self.env["ir.config_parameter"].sudo().set_param(
             "sales_funnel_report.lost_reason_required", True
         )

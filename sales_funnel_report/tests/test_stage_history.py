@@ -25,12 +25,15 @@ class TestStageHistory(FunnelCase):
         self.move(deal, self.stage_b, day(1))
         self.move(deal, self.stage_a, day(3))
         self.move(deal, self.stage_c, day(4, hours=6))
-        self.assertEqual(self.stays(deal), [
-            ("A", day(0), day(1), 1.0, "forward", None),
-            ("B", day(1), day(3), 2.0, "back", None),
-            ("A", day(3), day(4, hours=6), 1.25, "forward", None),
-            ("C", day(4, hours=6), None, None, "open", None),
-        ])
+        self.assertEqual(
+            self.stays(deal),
+            [
+                ("A", day(0), day(1), 1.0, "forward", None),
+                ("B", day(1), day(3), 2.0, "back", None),
+                ("A", day(3), day(4, hours=6), 1.25, "forward", None),
+                ("C", day(4, hours=6), None, None, "open", None),
+            ],
+        )
 
     def test_same_stage_write_changes_nothing(self):
         deal = self.new_deal(day(0))
@@ -44,17 +47,23 @@ class TestStageHistory(FunnelCase):
         self.move(deal, self.stage_b, day(2))
         self.lose(deal, self.reason_price, day(5))
         self.assertFalse(deal.active)
-        self.assertEqual(self.stays(deal), [
-            ("A", day(0), day(2), 2.0, "forward", None),
-            ("B", day(2), day(5), 3.0, "lost", "Price"),
-        ])
+        self.assertEqual(
+            self.stays(deal),
+            [
+                ("A", day(0), day(2), 2.0, "forward", None),
+                ("B", day(2), day(5), 3.0, "lost", "Price"),
+            ],
+        )
         with self.at(day(7)):
             deal.action_unarchive()
-        self.assertEqual(self.stays(deal), [
-            ("A", day(0), day(2), 2.0, "forward", None),
-            ("B", day(2), day(5), 3.0, "lost", "Price"),
-            ("B", day(7), None, None, "open", None),
-        ])
+        self.assertEqual(
+            self.stays(deal),
+            [
+                ("A", day(0), day(2), 2.0, "forward", None),
+                ("B", day(2), day(5), 3.0, "lost", "Price"),
+                ("B", day(7), None, None, "open", None),
+            ],
+        )
 
     def test_reason_written_later_lands_on_the_lost_stay(self):
         deal = self.new_deal(day(0))
@@ -62,9 +71,12 @@ class TestStageHistory(FunnelCase):
             deal.action_archive()
         with self.at(day(2)):
             deal.write({"lost_reason_id": self.reason_no_answer.id})
-        self.assertEqual(self.stays(deal), [
-            ("A", day(0), day(1), 1.0, "lost", "No answer"),
-        ])
+        self.assertEqual(
+            self.stays(deal),
+            [
+                ("A", day(0), day(1), 1.0, "lost", "No answer"),
+            ],
+        )
 
     def test_stage_change_of_a_lost_deal_is_not_a_stay(self):
         deal = self.new_deal(day(0))
@@ -77,10 +89,13 @@ class TestStageHistory(FunnelCase):
         with self.at(day(4)):
             deal.action_set_won()
         self.assertEqual(deal.stage_id, self.stage_won)
-        self.assertEqual(self.stays(deal), [
-            ("A", day(0), day(4), 4.0, "forward", None),
-            ("Won", day(4), None, None, "open", None),
-        ])
+        self.assertEqual(
+            self.stays(deal),
+            [
+                ("A", day(0), day(4), 4.0, "forward", None),
+                ("Won", day(4), None, None, "open", None),
+            ],
+        )
 
     def test_won_from_lost(self):
         deal = self.new_deal(day(0))
@@ -89,20 +104,26 @@ class TestStageHistory(FunnelCase):
             deal.action_set_won()
         self.assertTrue(deal.active)
         # Restored and moved in one transaction: one new stay, where it ended up.
-        self.assertEqual(self.stays(deal), [
-            ("A", day(0), day(1), 1.0, "lost", "Price"),
-            ("Won", day(3), None, None, "open", None),
-        ])
+        self.assertEqual(
+            self.stays(deal),
+            [
+                ("A", day(0), day(1), 1.0, "lost", "Price"),
+                ("Won", day(3), None, None, "open", None),
+            ],
+        )
 
     def test_one_transaction_records_its_outcome(self):
         deal = self.new_deal(day(0))
         with self.at(day(1)):
             deal.write({"stage_id": self.stage_b.id})
             deal.write({"stage_id": self.stage_c.id})
-        self.assertEqual(self.stays(deal), [
-            ("A", day(0), day(1), 1.0, "forward", None),
-            ("C", day(1), None, None, "open", None),
-        ])
+        self.assertEqual(
+            self.stays(deal),
+            [
+                ("A", day(0), day(1), 1.0, "forward", None),
+                ("C", day(1), None, None, "open", None),
+            ],
+        )
 
     def test_reading_stays_before_commit_sees_the_writes(self):
         deal = self.new_deal(day(0))
@@ -119,15 +140,21 @@ class TestStageHistory(FunnelCase):
         deal_c = self.new_deal(day(0), stage=self.stage_c, name="from C")
         with self.at(day(2)):
             (deal_a | deal_b | deal_c).write({"stage_id": self.stage_b.id})
-        self.assertEqual(self.stays(deal_a), [
-            ("A", day(0), day(2), 2.0, "forward", None),
-            ("B", day(2), None, None, "open", None),
-        ])
+        self.assertEqual(
+            self.stays(deal_a),
+            [
+                ("A", day(0), day(2), 2.0, "forward", None),
+                ("B", day(2), None, None, "open", None),
+            ],
+        )
         self.assertEqual(self.stays(deal_b), [("B", day(0), None, None, "open", None)])
-        self.assertEqual(self.stays(deal_c), [
-            ("C", day(0), day(2), 2.0, "back", None),
-            ("B", day(2), None, None, "open", None),
-        ])
+        self.assertEqual(
+            self.stays(deal_c),
+            [
+                ("C", day(0), day(2), 2.0, "back", None),
+                ("B", day(2), None, None, "open", None),
+            ],
+        )
 
     def test_import_and_untracked_writes_are_recorded(self):
         Lead = self.env["crm.lead"].with_context(tracking_disable=True, mail_notrack=True)
@@ -140,10 +167,13 @@ class TestStageHistory(FunnelCase):
         deal = Lead.browse(result["ids"])
         with self.at(day(1)):
             deal.write({"stage_id": self.stage_c.id})
-        self.assertEqual(self.stays(deal), [
-            ("B", day(0), day(1), 1.0, "forward", None),
-            ("C", day(1), None, None, "open", None),
-        ])
+        self.assertEqual(
+            self.stays(deal),
+            [
+                ("B", day(0), day(1), 1.0, "forward", None),
+                ("C", day(1), None, None, "open", None),
+            ],
+        )
 
     def test_merge_keeps_the_surviving_deal_history(self):
         first = self.new_deal(day(0), name="First", expected_revenue=10)
@@ -154,19 +184,20 @@ class TestStageHistory(FunnelCase):
         self.assertEqual(merged, second)
         self.assertFalse(first.exists())
         self.assertEqual(self.stays(merged), [("C", day(1), None, None, "open", None)])
-        self.assertFalse(
-            self.env["crm.lead.stage.history"].search([("lead_id", "=", first.id)])
-        )
+        self.assertFalse(self.env["crm.lead.stage.history"].search([("lead_id", "=", first.id)]))
 
     def test_deleting_a_visited_stage_removes_its_stays(self):
         deal = self.new_deal(day(0))
         self.move(deal, self.stage_b, day(1))
         self.move(deal, self.stage_c, day(2))
         self.stage_b.unlink()
-        self.assertEqual(self.stays(deal), [
-            ("A", day(0), day(1), 1.0, "forward", None),
-            ("C", day(2), None, None, "open", None),
-        ])
+        self.assertEqual(
+            self.stays(deal),
+            [
+                ("A", day(0), day(1), 1.0, "forward", None),
+                ("C", day(2), None, None, "open", None),
+            ],
+        )
 
     def test_deleting_a_deal_removes_its_stays(self):
         deal = self.new_deal(day(0))
@@ -267,9 +298,13 @@ class TestStageHistoryAccess(FunnelCase):
             with self.assertRaises(AccessError):
                 stay.with_user(user).unlink()
             with self.assertRaises(AccessError):
-                self.env["crm.lead.stage.history"].with_user(user).create({
-                    "lead_id": deal.id, "stage_id": self.stage_b.id, "date_in": day(1),
-                })
+                self.env["crm.lead.stage.history"].with_user(user).create(
+                    {
+                        "lead_id": deal.id,
+                        "stage_id": self.stage_b.id,
+                        "date_in": day(1),
+                    }
+                )
 
 
 @tagged("post_install", "-at_install")
@@ -281,10 +316,13 @@ class TestLossReasonStaysWithItsLoss(FunnelCase):
             deal.action_unarchive()
         with self.at(day(3)):
             deal.action_archive()
-        self.assertEqual(self.stays(deal), [
-            ("A", day(0), day(1), 1.0, "lost", "Price"),
-            ("A", day(2), day(3), 1.0, "lost", None),
-        ])
+        self.assertEqual(
+            self.stays(deal),
+            [
+                ("A", day(0), day(1), 1.0, "lost", "Price"),
+                ("A", day(2), day(3), 1.0, "lost", None),
+            ],
+        )
 
 
 @tagged("post_install", "-at_install")
@@ -293,8 +331,11 @@ class TestClockSetBack(FunnelCase):
         deal = self.new_deal(day(5))
         self.move(deal, self.stage_b, day(2))
         self.move(deal, self.stage_c, day(6))
-        self.assertEqual(self.stays(deal), [
-            ("A", day(5), day(5), 0.0, "forward", None),
-            ("B", day(5), day(6), 1.0, "forward", None),
-            ("C", day(6), None, None, "open", None),
-        ])
+        self.assertEqual(
+            self.stays(deal),
+            [
+                ("A", day(5), day(5), 0.0, "forward", None),
+                ("B", day(5), day(6), 1.0, "forward", None),
+                ("C", day(6), None, None, "open", None),
+            ],
+        )

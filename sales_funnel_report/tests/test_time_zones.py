@@ -26,7 +26,9 @@ class TestAccountingDatesInEveryTimeZone(FulfilmentCase):
     def days(self, tz, granularity):
         rows = self.report(tz)._read_group(
             [("lead_id", "=", self.deal_.id), ("is_fulfilment", "=", True)],
-            ["step_id", f"date_in:{granularity}"], ["__count"], order="step_id",
+            ["step_id", f"date_in:{granularity}"],
+            ["__count"],
+            order="step_id",
         )
         return [(step.name, day.date() if hasattr(day, "date") else day) for step, day, _n in rows]
 
@@ -35,45 +37,70 @@ class TestAccountingDatesInEveryTimeZone(FulfilmentCase):
         the search view's date filters write it: the zone's midnights in UTC."""
         zone = pytz.timezone(tz)
         start = zone.localize(datetime.combine(day, datetime.min.time()))
-        end = zone.localize(datetime.combine(date.fromordinal(day.toordinal() + 1),
-                                             datetime.min.time()))
+        end = zone.localize(
+            datetime.combine(date.fromordinal(day.toordinal() + 1), datetime.min.time())
+        )
         utc = [moment.astimezone(pytz.utc).replace(tzinfo=None) for moment in (start, end)]
-        rows = self.report(tz).search([
-            ("lead_id", "=", self.deal_.id), ("is_fulfilment", "=", True),
-            ("date_in", ">=", utc[0]), ("date_in", "<", utc[1]),
-        ])
+        rows = self.report(tz).search(
+            [
+                ("lead_id", "=", self.deal_.id),
+                ("is_fulfilment", "=", True),
+                ("date_in", ">=", utc[0]),
+                ("date_in", "<", utc[1]),
+            ]
+        )
         return rows.mapped("step_id.name")
 
     def test_west_of_utc(self):
         tz = "America/New_York"
         # the order was confirmed at 23:30 UTC: 18:30 in New York, the same day
-        self.assertEqual(self.days(tz, "day"), [
-            ("Order", date(2025, 11, 29)), ("Invoiced", date(2025, 11, 30)),
-            ("Paid", date(2025, 12, 1)),
-        ])
-        self.assertEqual(self.days(tz, "month"), [
-            ("Order", date(2025, 11, 1)), ("Invoiced", date(2025, 11, 1)),
-            ("Paid", date(2025, 12, 1)),
-        ])
+        self.assertEqual(
+            self.days(tz, "day"),
+            [
+                ("Order", date(2025, 11, 29)),
+                ("Invoiced", date(2025, 11, 30)),
+                ("Paid", date(2025, 12, 1)),
+            ],
+        )
+        self.assertEqual(
+            self.days(tz, "month"),
+            [
+                ("Order", date(2025, 11, 1)),
+                ("Invoiced", date(2025, 11, 1)),
+                ("Paid", date(2025, 12, 1)),
+            ],
+        )
         self.assertEqual(self.found(tz, date(2025, 11, 30)), ["Invoiced"])
         self.assertEqual(self.found(tz, date(2025, 12, 1)), ["Paid"])
 
     def test_east_of_utc(self):
         tz = "Asia/Tokyo"
         # 23:30 UTC is the next morning in Tokyo: an instant, read in the zone
-        self.assertEqual(self.days(tz, "day"), [
-            ("Order", date(2025, 11, 30)), ("Invoiced", date(2025, 11, 30)),
-            ("Paid", date(2025, 12, 1)),
-        ])
-        self.assertEqual(self.days(tz, "month"), [
-            ("Order", date(2025, 11, 1)), ("Invoiced", date(2025, 11, 1)),
-            ("Paid", date(2025, 12, 1)),
-        ])
+        self.assertEqual(
+            self.days(tz, "day"),
+            [
+                ("Order", date(2025, 11, 30)),
+                ("Invoiced", date(2025, 11, 30)),
+                ("Paid", date(2025, 12, 1)),
+            ],
+        )
+        self.assertEqual(
+            self.days(tz, "month"),
+            [
+                ("Order", date(2025, 11, 1)),
+                ("Invoiced", date(2025, 11, 1)),
+                ("Paid", date(2025, 12, 1)),
+            ],
+        )
         self.assertEqual(self.found(tz, date(2025, 11, 30)), ["Order", "Invoiced"])
         self.assertEqual(self.found(tz, date(2025, 12, 1)), ["Paid"])
 
     def test_no_zone_reads_utc(self):
-        self.assertEqual(self.days(False, "day"), [
-            ("Order", date(2025, 11, 29)), ("Invoiced", date(2025, 11, 30)),
-            ("Paid", date(2025, 12, 1)),
-        ])
+        self.assertEqual(
+            self.days(False, "day"),
+            [
+                ("Order", date(2025, 11, 29)),
+                ("Invoiced", date(2025, 11, 30)),
+                ("Paid", date(2025, 12, 1)),
+            ],
+        )

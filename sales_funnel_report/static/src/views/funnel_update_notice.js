@@ -1,5 +1,5 @@
-import { Component, onWillStart, onWillUnmount, useState } from "@odoo/owl";
-import { useService } from "@web/core/utils/hooks";
+import {Component, onWillStart, onWillUnmount, useState} from "@odoo/owl";
+import {useService} from "@web/core/utils/hooks";
 
 // How often the notice asks again while the funnel is being updated.
 const POLL_MS = 5000;
@@ -15,14 +15,18 @@ export class FunnelUpdateNotice extends Component {
 
     setup() {
         this.orm = useService("orm");
-        this.state = useState({ notice: false });
+        this.state = useState({notice: false});
         onWillStart(() => this.refresh());
         onWillUnmount(() => clearTimeout(this.timer));
     }
 
     async refresh() {
         const wasPending = Boolean(this.state.notice);
-        const notice = await this.orm.call("sales.funnel.report", "get_update_notice", []);
+        const notice = await this.orm.call(
+            "sales.funnel.report",
+            "get_update_notice",
+            []
+        );
         this.state.notice = notice;
         if (notice) {
             this.timer = setTimeout(() => this.refresh(), POLL_MS);
