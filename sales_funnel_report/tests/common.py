@@ -4,6 +4,19 @@ from unittest.mock import patch
 
 from odoo.tests import TransactionCase, freeze_time, new_test_user
 
+# The measures the funnel's graph and pivot ask for, with their aggregators.
+MEASURES = [
+    "lead_count:sum",
+    "passed_count:sum",
+    "lost_count:sum",
+    "open_count:sum",
+    "won_count:sum",
+    "conversion_rate:avg",
+    "win_rate:avg",
+    "duration_days:avg",
+    "duration_median_days:avg",
+]
+
 # Day 0 of every scenario; each move happens at 09:00 of its day.
 START = datetime(2025, 3, 3, 9, 0, 0)
 
@@ -125,6 +138,15 @@ class FunnelCase(TransactionCase):
             batches += 1
         self.env.invalidate_all()
         return batches
+
+    def axis(self, deal):
+        """The deal's funnel steps and its outcome at each, in funnel order."""
+        return [
+            (step.name, state)
+            for step, state in self.env["sales.funnel.report"]._read_group(
+                [("lead_id", "=", deal.id)], ["step_id", "state"], order="step_id"
+            )
+        ]
 
     def funnel_rows(self, deals):
         """The stored funnel rows of ``deals``, comparable between two runs."""

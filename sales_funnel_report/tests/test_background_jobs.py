@@ -21,16 +21,6 @@ class TestPipelineChangesQueueJobs(FunnelCase):
         )
         self.run_funnel_jobs()  # the stage just created queued its own job
 
-    def axis(self, deal):
-        return [
-            (step.name, state)
-            for step, state in self.env["sales.funnel.report"]._read_group(
-                [("lead_id", "=", deal.id)],
-                ["step_id", "state"],
-                order="step_id",
-            )
-        ]
-
     def test_saving_a_stage_unchanged_queues_nothing(self):
         self.stage_b.with_user(self.manager).write(
             {"sequence": self.stage_b.sequence, "is_won": False, "team_id": self.team.id}
@@ -199,16 +189,6 @@ class TestStagesAfterWon(FunnelCase):
             [(self.stage_a | self.stage_b | self.stage_c | self.delivered).ids],
         )
         self.env.invalidate_all()
-
-    def axis(self, deal):
-        return [
-            (step.name, state)
-            for step, state in self.env["sales.funnel.report"]._read_group(
-                [("lead_id", "=", deal.id)],
-                ["step_id", "state"],
-                order="step_id",
-            )
-        ]
 
     def test_won_then_delivered_then_resequenced(self):
         deal = self.new_deal(day(0))

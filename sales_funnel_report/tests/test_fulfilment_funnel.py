@@ -1,19 +1,7 @@
 from odoo.tests import tagged
 
-from .common import day, empty_or_rounded
+from .common import MEASURES, day, empty_or_rounded
 from .fulfilment_common import FulfilmentCase
-
-MEASURES = [
-    "lead_count:sum",
-    "passed_count:sum",
-    "lost_count:sum",
-    "open_count:sum",
-    "won_count:sum",
-    "conversion_rate:avg",
-    "win_rate:avg",
-    "duration_days:avg",
-    "duration_median_days:avg",
-]
 
 
 @tagged("post_install", "-at_install")

@@ -1,19 +1,7 @@
 from odoo.exceptions import AccessError
 from odoo.tests import tagged
 
-from .common import FunnelCase, day, empty_or_rounded
-
-MEASURES = [
-    "lead_count:sum",
-    "passed_count:sum",
-    "lost_count:sum",
-    "open_count:sum",
-    "won_count:sum",
-    "conversion_rate:avg",
-    "win_rate:avg",
-    "duration_days:avg",
-    "duration_median_days:avg",
-]
+from .common import MEASURES, FunnelCase, day, empty_or_rounded
 
 
 @tagged("post_install", "-at_install")

@@ -10,20 +10,8 @@ from odoo.tests import HttpCase, TransactionCase, freeze_time, new_test_user, ta
 from odoo.addons.web.controllers import dataset
 
 from ..models.crm_lead import FUNNEL_QUEUE
-from .common import FunnelCase, day, empty_or_rounded
+from .common import MEASURES, FunnelCase, day, empty_or_rounded
 
-# What the graph and pivot views ask for.
-MEASURES = [
-    "lead_count:sum",
-    "passed_count:sum",
-    "lost_count:sum",
-    "open_count:sum",
-    "won_count:sum",
-    "conversion_rate:avg",
-    "win_rate:avg",
-    "duration_days:avg",
-    "duration_median_days:avg",
-]
 # The salesman's three deals (D4, another salesman's, is hidden from him):
 #   D1  A day 0 -> B day 2 -> Won day 5 (jumps over C)
 #   D2  A day 0 -> lost day 1 (Price)
