@@ -43,7 +43,7 @@ class TestRussian(FunnelCase):
                 "conversion_rate": "Конверсия (%)",
                 "duration_days": "Средняя длительность, дн.",
                 "duration_median_days": "Медиана, дн.",
-                "lost_reason_id": "Причина проигрыша",
+                "lost_reason_id": "Причина потери",
             },
         )
         self.env["ir.config_parameter"].sudo().set_param(
