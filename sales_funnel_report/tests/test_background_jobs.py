@@ -148,6 +148,19 @@ class TestPipelineChangesQueueJobs(FunnelCase):
         # two deals, then the last one and the end of the job: no wake-up needed then
         self.assertEqual(calls, [(1, 1, True), (1, 0, False)])
 
+    def test_no_user_action_reaches_the_bulk_load(self):
+        """TRUNCATE and the constraint drop are for install, upgrades and the CLI:
+        a pipeline change and the settings' rebuild, with their jobs, never run them."""
+        self.new_deal(day(0), stage=self.stage_b)
+        admin = new_test_user(self.env, login="funnel_admin2", groups="base.group_system")
+        Fact = type(self.env["sales.funnel.fact"])
+        with patch.object(Fact, "_refresh_all_bulk", side_effect=AssertionError("bulk")):
+            with self.at(day(1)):
+                self.stage_b.with_user(self.manager).write({"sequence": 0})
+            settings = self.env["res.config.settings"].with_user(admin).create({})
+            settings.action_rebuild_stage_history()
+            self.assertEqual(self.run_funnel_jobs(), 2)
+
     def test_the_administrator_hears_when_the_rebuild_ends(self):
         self.new_deal(day(0), stage=self.stage_b)
         admin = new_test_user(self.env, login="funnel_admin", groups="base.group_system")
