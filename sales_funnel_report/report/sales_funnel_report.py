@@ -126,7 +126,9 @@ class SalesFunnelReport(models.Model):
     * The loss reason (the deal's) sits on the lost row only.
     * ``date_in``: when the deal first entered the step (fulfilment: the
       milestone's date); for a skipped stage, when it jumped over it (its first
-      stay in a later stage, or its first confirmation). ``create_date``: the
+      stay in a later stage, or its first confirmation); Invoiced and Paid are
+      accounting dates, read as the reader's midnight of that day (see
+      :meth:`_date_in_sql`). ``create_date``: the
       deal's creation. ``expected_revenue``: the deal's, on every row it has.
     """
 
