@@ -26,6 +26,9 @@ class CrmLead(models.Model):
 
     stage_history_ids = fields.One2many("crm.lead.stage.history", "lead_id", readonly=True)
     stage_history_count = fields.Integer(compute="_compute_stage_history_count")
+    # The deals behind a number of the funnel: those with a funnel row in the
+    # number's domain (drill-down from the funnel's views, see static/src/views).
+    funnel_report_ids = fields.One2many("sales.funnel.report", "lead_id", readonly=True)
 
     def _compute_stage_history_count(self):
         counts = dict(
