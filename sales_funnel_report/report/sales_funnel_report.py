@@ -3,52 +3,77 @@ import pytz
 from odoo import api, fields, models
 from odoo.models import parse_read_group_spec
 from odoo.tools import SQL, Query
+from odoo.tools.safe_eval import safe_eval
 
 from ..models.sales_funnel_step import FULFILMENT_CODES
 
 STATES = [("passed", "Passed"), ("lost", "Lost"), ("open", "Open"), ("won", "Won")]
 DEAL_STATES = [("open", "Open"), ("won", "Won"), ("paid", "Paid"), ("lost", "Lost")]
 WON_MEANS_PARAM = "sales_funnel_report.won_means"
-# Every outcome the report shows is a condition on the rows' boolean flags, written
-# once here as (flags set, flags unset): the report spells the values out, counts
-# rows with COUNT(*) FILTER, and turns filters back into conditions PostgreSQL can
-# estimate, all from these.
-FLAG_VALUES = {
-    "type": {"lead": (["is_lead"], []), "opportunity": ([], ["is_lead"])},
-    "state": {
-        "passed": (["is_passed"], []),
-        "lost": (["is_lost"], []),
-        "open": (["is_open"], []),
-        "won": ([], ["is_passed", "is_lost", "is_open"]),
-    },
-    "deal_state": {
-        "paid": (["is_deal_paid"], []),
-        "won": (["is_deal_won"], ["is_deal_paid"]),
-        "lost": (["is_deal_lost"], []),
-        "open": ([], ["is_deal_won", "is_deal_lost"]),
-    },
-}
-COUNTED = {
-    "passed_count": FLAG_VALUES["state"]["passed"],
-    "lost_count": FLAG_VALUES["state"]["lost"],
-    "open_count": FLAG_VALUES["state"]["open"],
-    "conversion_rate": FLAG_VALUES["state"]["passed"],
-}
-# "Won" follows the setting of what won means: the won stage, or paid in full.
-WON_COUNTED = {
-    "stage": {
-        "won_count": (["is_won"], []),
-        "won_deal_count": (["is_deal_won"], []),
-        "win_rate": (["is_deal_won"], []),
-    },
-    "paid": {
-        # won at a fulfilment step: at Paid, the only one a deal is won at
-        "won_count": (["is_fulfilment"], ["is_passed", "is_lost", "is_open"]),
-        "won_deal_count": FLAG_VALUES["deal_state"]["paid"],
-        "win_rate": FLAG_VALUES["deal_state"]["paid"],
-    },
-}
+# What "won" means (the setting): the deal flag a won deal carries.
+WON_FLAG = {"stage": "is_deal_won", "paid": "is_deal_paid"}
+
+
+def flag_values(won_means):
+    """Every outcome the report shows, as a condition on the rows' boolean flags
+    (flags set, flags unset), under the setting of what won means. The report
+    spells the values out, counts rows with COUNT(*) FILTER, and turns filters
+    back into conditions PostgreSQL can estimate, all from these.
+
+    Outcome at a step (``state``): a deal passed every step before its position
+    and is exactly one of lost, open or won at its position, so per step
+    reached = passed + lost + open + won under either setting. Won at the
+    position means the deal is won as the setting says: with "won stage", a deal
+    in a won stage or further (an order, invoiced, paid); with "paid in full",
+    only at Paid, and a deal in a won stage that has not paid is open there.
+    """
+    won = WON_FLAG.get(won_means, WON_FLAG["stage"])
+    return {
+        "type": {"lead": (["is_lead"], []), "opportunity": ([], ["is_lead"])},
+        "state": {
+            "passed": (["is_passed"], []),
+            "lost": (["is_lost"], []),
+            "open": ([], ["is_passed", "is_lost", won]),
+            "won": ([won], ["is_passed", "is_lost"]),
+        },
+        "deal_state": {
+            "paid": (["is_deal_paid"], []),
+            "won": (["is_deal_won"], ["is_deal_paid"]),
+            "lost": (["is_deal_lost"], []),
+            "open": ([], ["is_deal_won", "is_deal_lost"]),
+        },
+        # reached the step and won in the end: the base of the win rate
+        "won_in_the_end": {True: ([won], [])},
+    }
+
+
 RATES = {"conversion_rate", "win_rate"}
+# Measures that are empty where they do not apply (shown blank, sorted last).
+BLANK_WHEN_EMPTY = {"conversion_rate", "win_rate", "duration_days", "duration_median_days"}
+# Group-bys whose groups are steps (the fulfilment rows have no stage).
+STEP_DIMENSIONS = {"step_id", "stage_id", "step_code"}
+# What the funnel counts and averages: the measures, never a group-by.
+MEASURES = {
+    "lead_count",
+    "passed_count",
+    "lost_count",
+    "open_count",
+    "won_count",
+    "won_deal_count",
+    "expected_revenue",
+    *BLANK_WHEN_EMPTY,
+}
+# The flag columns the report reads: declared, but no measure or group-by.
+FLAGS = (
+    "is_passed",
+    "is_lost",
+    "is_open",
+    "is_won",
+    "is_deal_won",
+    "is_deal_paid",
+    "is_deal_lost",
+    "is_lead",
+)
 
 
 def flags_sql(alias, flags):
@@ -95,10 +120,10 @@ class SalesFunnelReport(models.Model):
       as reached and are flagged ``skipped``; stages it visited beyond its
       position (and moved back from) are not reached.
     * Every reached step before the position was *passed*. At its position a
-      deal is exactly one of *lost*, *open* or *won* (``state``): at a stage,
-      lost when archived, won when in a won stage, else open; at Paid, won; at
-      Order or Invoiced, lost when archived or when all its orders were
-      cancelled, else open. So per step: reached = passed + lost + open + won.
+      deal is exactly one of *lost*, *open* or *won* (``state``, see
+      :func:`flag_values`): lost when archived, or at Order or Invoiced when all
+      its orders were cancelled; won when won as the setting of what won means
+      says; else open. So per step: reached = passed + lost + open + won.
     * A deal counts once per stage however often it came back; its repeat
       visits show in ``visit_count`` and its time in the durations.
     * Duration in a stage: total days of the deal's finished stays there; once
@@ -115,21 +140,27 @@ class SalesFunnelReport(models.Model):
       reached Paid; *lost* when archived or when all its orders were cancelled;
       *won* when in a won stage or with a confirmed order; else *open*.
     * What "won" means is a setting (``sales_funnel_report.won_means``). The
-      won stage (default): Won counts a won or paid deal once, at the last won
-      stage of its pipeline, and the win rate is deals that reached the step
-      and are won or paid / reached x 100. Paid in full: Won counts the deals
-      at Paid, and the win rate is deals that reached the step and are paid /
-      reached x 100.
-    * Conversion = passed / reached x 100. Conversion and win rate are ratios
-      of sums in any grouping and total, never means of row percentages.
-      Average and median days are taken over the non-empty durations.
+      won stage (default): a deal in a won stage, or further on (an order,
+      invoiced, paid), is won. Paid in full: only a deal at Paid is won.
+      *Reached and won in the end* counts the deals that reached the step and
+      are won now; the win rate is that count / reached x 100.
+    * Conversion = passed / reached x 100; blank at Paid, where the funnel ends.
+      Conversion and win rate are ratios of sums in any grouping, never means
+      of row percentages, and blank for a group without deals. Average and
+      median days are taken over the non-empty durations.
+    * A group of rows spanning several steps (the total, or a grouping without
+      the step) counts each deal once, at its position among those rows:
+      reached = the deals, lost, open and won their outcome there, passed and
+      conversion blank (nobody passes the whole funnel), win rate = won / deals,
+      expected revenue the deals' own. See :meth:`_measure_sql`.
     * The loss reason (the deal's) sits on the lost row only.
     * ``date_in``: when the deal first entered the step (fulfilment: the
       milestone's date); for a skipped stage, when it jumped over it (its first
       stay in a later stage, or its first confirmation); Invoiced and Paid are
       accounting dates, read as the reader's midnight of that day (see
       :meth:`_date_in_sql`). ``create_date``: the
-      deal's creation. ``expected_revenue``: the deal's, on every row it has.
+      deal's creation. ``expected_revenue``: the deal's, on every row it has,
+      summed once per deal in a group (see above).
     """
 
     _name = "sales.funnel.report"
@@ -160,37 +191,69 @@ class SalesFunnelReport(models.Model):
     date_in = fields.Datetime(string="Stage Entered", readonly=True)
     visit_count = fields.Integer(string="Visits", readonly=True, aggregator=False)
 
-    lead_count = fields.Integer(string="Reached", readonly=True)
-    passed_count = fields.Integer(string="Passed", readonly=True)
-    lost_count = fields.Integer(string="Lost", readonly=True)
-    open_count = fields.Integer(string="Open", readonly=True)
-    won_count = fields.Integer(string="Won", readonly=True)
-    won_deal_count = fields.Integer(string="Reached and Won", readonly=True)
-    expected_revenue = fields.Float(readonly=True)
+    lead_count = fields.Integer(
+        string="Reached",
+        readonly=True,
+        help="Deals that reached the step; over several steps, the deals counted once.",
+    )
+    passed_count = fields.Integer(
+        string="Passed", readonly=True, help="Deals that went on to a later step."
+    )
+    lost_count = fields.Integer(string="Lost", readonly=True, help="Deals lost at the step.")
+    open_count = fields.Integer(
+        string="Open", readonly=True, help="Deals still at the step, neither lost nor won."
+    )
+    won_count = fields.Integer(
+        string="Won",
+        readonly=True,
+        help="Deals won at the step, as the setting of what won means says.",
+    )
+    won_deal_count = fields.Integer(
+        string="Reached and Won in the End",
+        readonly=True,
+        help="Deals that reached the step and are won now: the base of the win rate.",
+    )
+    expected_revenue = fields.Float(
+        readonly=True,
+        help="Expected revenue of the deals counted in Reached, each deal once.",
+    )
     conversion_rate = fields.Float(
         string="Conversion (%)",
         readonly=True,
         aggregator="avg",
-        help="Deals that passed the stage, per 100 deals that reached it.",
+        digits=(16, 1),
+        help="Deals that passed the step, per 100 deals that reached it.",
     )
     win_rate = fields.Float(
         string="Win Rate (%)",
         readonly=True,
         aggregator="avg",
-        help="Deals that reached the stage and were won, per 100 deals that reached it.",
+        digits=(16, 1),
+        help="Deals that reached the step and were won in the end, per 100 deals that reached it.",
     )
     duration_days = fields.Float(
         string="Average Days",
         readonly=True,
         aggregator="avg",
-        help="Average time spent in the stage by the deals that left it, in days.",
+        digits=(16, 1),
+        help="Average time spent in the step by the deals that left it, in days.",
     )
     duration_median_days = fields.Float(
         string="Median Days",
         readonly=True,
         aggregator="avg",
-        help="Median time spent in the stage by the deals that left it, in days.",
+        digits=(16, 1),
+        help="Median time spent in the step by the deals that left it, in days.",
     )
+    has_duration = fields.Boolean(readonly=True)
+    is_passed = fields.Boolean(readonly=True)
+    is_lost = fields.Boolean(readonly=True)
+    is_open = fields.Boolean(readonly=True)
+    is_won = fields.Boolean(readonly=True)
+    is_deal_won = fields.Boolean(readonly=True)
+    is_deal_paid = fields.Boolean(readonly=True)
+    is_deal_lost = fields.Boolean(readonly=True)
+    is_lead = fields.Boolean(readonly=True)
 
     _depends = {
         "sales.funnel.fact": [
@@ -203,20 +266,13 @@ class SalesFunnelReport(models.Model):
             "user_id",
             "company_id",
             "lost_reason_id",
-            "is_lead",
             "skipped",
             "create_date",
             "date_in",
             "visit_count",
             "duration_days",
             "expected_revenue",
-            "is_passed",
-            "is_lost",
-            "is_open",
-            "is_won",
-            "is_deal_won",
-            "is_deal_paid",
-            "is_deal_lost",
+            *FLAGS,
         ],
         "sales.funnel.step": ["code"],
         "crm.lead": ["partner_id", "source_id", "medium_id", "campaign_id"],
@@ -240,31 +296,24 @@ class SalesFunnelReport(models.Model):
         self.env.cr.execute(SQL("DROP FUNCTION IF EXISTS sales_funnel_median(float8[])"))
 
     @api.model
-    def _counted(self):
-        """What each count and rate counts, after the setting of what won means."""
-        means = self.env["ir.config_parameter"].sudo().get_param(WON_MEANS_PARAM, "stage")
-        return {**COUNTED, **WON_COUNTED.get(means, WON_COUNTED["stage"])}
+    def _flag_values(self):
+        """:func:`flag_values` under this database's setting of what won means."""
+        return flag_values(
+            self.env["ir.config_parameter"].sudo().get_param(WON_MEANS_PARAM, "stage")
+        )
 
     @property
     def _table_query(self):
-        def spelled(fname):
+        def spelled(values):
             return SQL(
                 "CASE %s END",
                 SQL(" ").join(
                     SQL("WHEN %s THEN %s", flags_sql("f", flags), value)
-                    for value, flags in FLAG_VALUES[fname].items()
+                    for value, flags in values.items()
                 ),
             )
 
-        def measure(fname, flags):
-            value = SQL("100.0") if fname in RATES else SQL("1")
-            return SQL(
-                "CASE WHEN %s THEN %s ELSE 0 END AS %s",
-                flags_sql("f", flags),
-                value,
-                SQL.identifier(fname),
-            )
-
+        values = self._flag_values()
         return SQL(
             """
             SELECT f.id, f.lead_id, f.step_id, step.code AS step_code, f.is_fulfilment,
@@ -275,22 +324,41 @@ class SalesFunnelReport(models.Model):
                    f.skipped, f.create_date,
                    %(date_in)s AS date_in, f.visit_count, f.expected_revenue, f.duration_days,
                    f.duration_days AS duration_median_days,
+                   f.duration_days IS NOT NULL AS has_duration,
                    f.is_passed, f.is_lost, f.is_open, f.is_won, f.is_deal_won,
                    f.is_deal_paid, f.is_deal_lost, f.is_lead,
-                   1 AS lead_count, %(measures)s
+                   1 AS lead_count,
+                   %(passed)s::int AS passed_count, %(lost)s::int AS lost_count,
+                   %(open)s::int AS open_count, %(won)s::int AS won_count,
+                   %(won_in_the_end)s::int AS won_deal_count,
+                   CASE WHEN step.code = 'paid' THEN NULL
+                        ELSE %(passed)s::int * 100.0 END AS conversion_rate,
+                   %(won_in_the_end)s::int * 100.0 AS win_rate
               FROM sales_funnel_fact f
               -- PostgreSQL drops these joins from the queries that do not read them
               LEFT JOIN sales_funnel_step step ON step.id = f.step_id
               LEFT JOIN crm_lead lead ON lead.id = f.lead_id
             """,
-            type=spelled("type"),
-            state=spelled("state"),
-            deal_state=spelled("deal_state"),
+            type=spelled(values["type"]),
+            state=spelled(values["state"]),
+            deal_state=spelled(values["deal_state"]),
             date_in=self._date_in_sql(),
-            measures=SQL(", ").join(
-                measure(fname, flags) for fname, flags in self._counted().items()
-            ),
+            passed=flags_sql("f", values["state"]["passed"]),
+            lost=flags_sql("f", values["state"]["lost"]),
+            open=flags_sql("f", values["state"]["open"]),
+            won=flags_sql("f", values["state"]["won"]),
+            won_in_the_end=flags_sql("f", values["won_in_the_end"][True]),
         )
+
+    @api.model
+    def fields_get(self, allfields=None, attributes=None):
+        # Custom group-bys offer the dimensions only: measures, the flags the
+        # measures count and the technical columns mean nothing as groups.
+        fields = super().fields_get(allfields, attributes)
+        for fname in (*MEASURES, *FLAGS, "has_duration", "stage_sequence", "visit_count"):
+            if "groupable" in fields.get(fname, {}):
+                fields[fname]["groupable"] = False
+        return fields
 
     def _date_in_sql(self):
         """Invoiced and Paid are dated by accounting dates, stored as midnight: a
@@ -308,7 +376,7 @@ class SalesFunnelReport(models.Model):
         )
 
     def _condition_to_sql(self, alias, fname, operator, value, query):
-        values = FLAG_VALUES.get(fname)
+        values = self._flag_values().get(fname) if fname != "won_in_the_end" else None
         if (
             values is None
             or operator not in ("=", "!=", "in", "not in")
@@ -330,6 +398,17 @@ class SalesFunnelReport(models.Model):
         condition = SQL("(%s)", SQL(" OR ").join(conditions)) if conditions else SQL("FALSE")
         return SQL("NOT %s", condition) if operator in ("!=", "not in") else condition
 
+    def _read_group(
+        self, domain, groupby=(), aggregates=(), having=(), offset=0, limit=None, order=None
+    ):
+        # Whether a group can be one step's numbers (see _measure_sql): grouped by
+        # the step (or its stage, or a fulfilment step), or the rows of a domain.
+        by_step = not groupby or any(spec.split(":")[0] in STEP_DIMENSIONS for spec in groupby)
+        report = self.with_context(sales_funnel_by_step=by_step)
+        return super(SalesFunnelReport, report)._read_group(
+            domain, groupby, aggregates, having, offset, limit, order
+        )
+
     def _read_group_select(self, aggregate_spec, query):
         if aggregate_spec != "__count":
             # core's parser: a malformed spec raises core's ValueError
@@ -346,19 +425,78 @@ class SalesFunnelReport(models.Model):
 
     def _measure_sql(self, fname, query):
         """The aggregate of ``fname`` over the group's rows under its declared
-        aggregator, when it is not the plain one of its column."""
-        if fname == "lead_count":
-            return SQL("COUNT(*)")
-        counted = self._counted()
-        if fname in RATES:
+        aggregator, when it is not the plain one of its column.
+
+        A group of one step's rows, grouped by the step (or by its stage), or all
+        the rows of a domain, counts them all. Any other group (a grouping without
+        the step, the total of several steps) counts each deal once, at its
+        position (its one row not passed): reached is then the number of deals,
+        passed and conversion are blank, and the win rate and expected revenue
+        are the deals' own. Rates of a group without deals are blank."""
+        values = self._flag_values()
+
+        def column(name):
+            return self._field_to_sql(self._table, name, query)
+
+        def flags(flags_):
+            return flags_sql(self._table, flags_)
+
+        step = column("step_id")
+        at_position = SQL("NOT %s", column("is_passed"))
+
+        def per_step_or_deal(per_step, per_deal):
+            if not self.env.context.get("sales_funnel_by_step", True):
+                return per_deal
             return SQL(
-                "COALESCE(COUNT(*) FILTER (WHERE %s) * 100.0 / NULLIF(COUNT(*), 0), 0)",
-                flags_sql(self._table, counted[fname]),
+                "CASE WHEN MIN(%s) = MAX(%s) THEN %s ELSE %s END",
+                step,
+                step,
+                per_step,
+                per_deal,
             )
-        if fname in counted:
-            return SQL("COUNT(*) FILTER (WHERE %s)", flags_sql(self._table, counted[fname]))
+
+        def count(*conditions):
+            if not conditions:
+                return SQL("COUNT(*)")
+            return SQL("COUNT(*) FILTER (WHERE %s)", SQL(" AND ").join(conditions))
+
+        won_in_the_end = flags(values["won_in_the_end"][True])
+        if fname == "lead_count":
+            return per_step_or_deal(count(), count(at_position))
+        if fname == "passed_count":
+            return per_step_or_deal(count(flags(values["state"]["passed"])), SQL("NULL"))
+        if fname in ("lost_count", "open_count", "won_count"):
+            # only ever at the position: the same count in both kinds of group
+            return count(flags(values["state"][fname.removesuffix("_count")]))
+        if fname == "won_deal_count":
+            return per_step_or_deal(count(won_in_the_end), count(won_in_the_end, at_position))
+        if fname == "expected_revenue":
+            revenue = column("expected_revenue")
+            return per_step_or_deal(
+                SQL("SUM(%s)", revenue), SQL("SUM(%s) FILTER (WHERE %s)", revenue, at_position)
+            )
+        if fname == "win_rate":
+            return per_step_or_deal(
+                SQL("%s * 100.0 / NULLIF(%s, 0)", count(won_in_the_end), count()),
+                SQL(
+                    "%s * 100.0 / NULLIF(%s, 0)",
+                    count(won_in_the_end, at_position),
+                    count(at_position),
+                ),
+            )
+        if fname == "conversion_rate":
+            # the funnel ends at Paid: nothing to convert to
+            return per_step_or_deal(
+                SQL(
+                    "CASE WHEN MAX(%s) IS DISTINCT FROM 'paid' THEN %s * 100.0 / NULLIF(%s, 0) END",
+                    column("step_code"),
+                    count(flags(values["state"]["passed"])),
+                    count(),
+                ),
+                SQL("NULL"),
+            )
         if fname == "duration_median_days":
-            duration = self._field_to_sql(self._table, "duration_days", query)
+            duration = column("duration_days")
             return SQL(
                 "sales_funnel_median(ARRAY_AGG(%s) FILTER (WHERE %s IS NOT NULL))",
                 duration,
@@ -383,6 +521,9 @@ class SalesFunnelReport(models.Model):
                 direction,
                 nulls,
             )
+        if field_name in BLANK_WHEN_EMPTY and not nulls.code:
+            # empty means "does not apply": after every value, whichever the direction
+            nulls = SQL("NULLS LAST")
         field = self._fields.get(field_name)
         if query.groupby and field is not None and field.type == "many2one":
             terms = self._order_groups_per_group(alias, field, direction, nulls, query)
@@ -444,6 +585,78 @@ class SalesFunnelReport(models.Model):
                 else self.env._("Updating the funnel after a pipeline change...")
             )
         return False
+
+    @api.model
+    def action_open_funnel(self):
+        """Sales > Funnel: one pipeline at a time, the reader's own sales team's
+        (the one CRM gives them) or, without one, the team with the most deals
+        they see; the team filter shows in the search bar and can be removed."""
+        self.check_access("read")
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "sales_funnel_report.sales_funnel_report_action"
+        )
+        team = self.env.user.sale_team_id
+        if not team:
+            rows = self.env["crm.lead"]._read_group(
+                [("team_id", "!=", False)], ["team_id"], ["__count"], order="__count DESC", limit=1
+            )
+            team = rows[0][0] if rows else team
+        if team:
+            context = dict(safe_eval(action.get("context") or "{}"))
+            context["search_default_team_id"] = team.id
+            action["context"] = context
+        return action
+
+    @api.model
+    @api.readonly
+    def get_deals_action(self, domain, measure=False):
+        """The deals behind the number ``measure`` gives for the funnel rows of
+        ``domain`` (a cell of the pivot, a bar of the graph): the ``crm.lead``
+        views on exactly those deals, named after the step and the outcome.
+        The deals are searched with the reader's rights on deals."""
+        self.check_access("read")
+        domain = list(domain or [])
+        # core's checks and errors for a bad domain, before anything else
+        self._search(domain)
+        [(steps, step_ids)] = self._read_group(
+            domain, [], ["step_id:count_distinct", "step_id:array_agg"]
+        )
+        outcome = {
+            "passed_count": [("state", "=", "passed")],
+            "lost_count": [("state", "=", "lost")],
+            "open_count": [("state", "=", "open")],
+            "won_count": [("state", "=", "won")],
+            "won_deal_count": self._won_in_the_end_domain(),
+            "win_rate": self._won_in_the_end_domain(),
+        }.get(measure, [])
+        if steps > 1 and measure != "passed_count":
+            # over several steps the funnel counts each deal once, at its position
+            outcome = [*outcome, ("state", "!=", "passed")]
+        names = []
+        if steps == 1:
+            names.append(self.env["sales.funnel.step"].browse(step_ids[0]).display_name)
+        field = self._fields.get(measure) if measure else None
+        if field is not None and measure not in ("lead_count", "expected_revenue"):
+            names.append(field._description_string(self.env))
+        return {
+            "type": "ir.actions.act_window",
+            "name": " · ".join(names) or self.env._("Deals in the Funnel"),
+            "res_model": "crm.lead",
+            "views": [
+                (self.env.ref("crm.crm_case_tree_view_oppor").id, "list"),
+                (self.env.ref("crm.crm_case_kanban_view_leads").id, "kanban"),
+                (self.env.ref("crm.crm_lead_view_form").id, "form"),
+            ],
+            "domain": [("funnel_report_ids", "any", [*domain, *outcome])],
+            # lost deals are archived
+            "context": {"active_test": False, "create": False},
+        }
+
+    def _won_in_the_end_domain(self):
+        means = self.env["ir.config_parameter"].sudo().get_param(WON_MEANS_PARAM, "stage")
+        if means == "paid":
+            return [("deal_state", "=", "paid")]
+        return [("deal_state", "in", ["won", "paid"])]
 
     def action_open_lead(self):
         self.ensure_one()

@@ -26,6 +26,11 @@ def empty_or_rounded(value):
     return None if value is False or value is None else round(value, 4)
 
 
+def rate(value):
+    """A rate as the pivot shows it (one decimal), None where it does not apply."""
+    return None if value is False or value is None else round(value, 1)
+
+
 def day(n, hours=0):
     return START + timedelta(days=n, hours=hours)
 

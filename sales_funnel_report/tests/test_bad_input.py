@@ -103,7 +103,8 @@ class TestBadInput(FunnelCase):
 
     def aggregate(self, *specs):
         [row] = self.report._read_group(self.ours, [], list(specs))
-        return [round(value, 4) for value in row]
+        # False: an aggregate that does not apply (Odoo's empty aggregate)
+        return [value if value is False else round(value, 4) for value in row]
 
     def test_bad_aggregates_raise_core_value_error(self):
         for spec, message in [
@@ -134,6 +135,7 @@ class TestBadInput(FunnelCase):
             )
 
     def test_declared_aggregators_count(self):
+        # rows of several steps: each deal once, at its position (D1 won, D2 lost);
         # durations: D1 A 2, B 1, C 3 days (Won: none yet); D2 A 1 day
         self.assertEqual(
             self.aggregate(
@@ -148,7 +150,7 @@ class TestBadInput(FunnelCase):
                 "duration_days:avg",
                 "duration_median_days:avg",
             ),
-            [5, 3, 1, 0, 1, 4, 60.0, 80.0, 1.75, 1.5],
+            [2, False, 1, 0, 1, 1, False, 50.0, 1.75, 1.5],
         )
 
     def test_other_functions_read_the_row_values(self):

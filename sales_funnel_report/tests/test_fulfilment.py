@@ -6,7 +6,9 @@ from .fulfilment_common import FulfilmentCase, midnight
 
 @tagged("post_install", "-at_install")
 class TestFulfilmentSteps(FulfilmentCase):
-    """Pipeline A → B → C → Won, then Order → Invoiced → Paid."""
+    """Pipeline A → B → C → Won, then Order → Invoiced → Paid. With the default
+    meaning of won (the won stage), a deal with a confirmed order is won where
+    it stands, at Order or Invoiced, until it is paid or lost."""
 
     def test_paid_in_full(self):
         deal = self.deal(day(0))
@@ -48,7 +50,7 @@ class TestFulfilmentSteps(FulfilmentCase):
                 ("C", "passed", True, None, day(3)),
                 ("Won", "passed", True, None, day(3)),
                 ("Order", "passed", False, 1.0, day(3)),
-                ("Invoiced", "open", False, None, midnight(day(4))),
+                ("Invoiced", "won", False, None, midnight(day(4))),
             ],
         )
         self.pay(invoice, day(9), amount=50.0)
@@ -89,7 +91,7 @@ class TestFulfilmentSteps(FulfilmentCase):
             [
                 # from the first confirmation to the first invoice
                 ("Order", "passed", False, 2.0, day(1)),
-                ("Invoiced", "open", False, None, midnight(day(3))),
+                ("Invoiced", "won", False, None, midnight(day(3))),
             ],
         )
         self.pay(unpaid, day(8))
@@ -110,7 +112,7 @@ class TestFulfilmentSteps(FulfilmentCase):
         self.refund(invoice, day(3))
         self.assertEqual(invoice.payment_state, "reversed")
         # nothing invoiced any more: back to Order, still open
-        self.assertEqual(self.steps(deal)[-1:], [("Order", "open", False, None, day(1))])
+        self.assertEqual(self.steps(deal)[-1:], [("Order", "won", False, None, day(1))])
         self.assertEqual(order.invoice_status, "to invoice")
         self.pay(self.invoice(order, day(4)), day(6))
         self.assertEqual(
@@ -179,7 +181,7 @@ class TestFulfilmentEdges(FulfilmentCase):
         invoice = self.invoice(order, day(2))
         self.assertEqual((invoice.currency_id, invoice.amount_total), (eur, 80.0))
         self.pay(invoice, day(3), amount=40.0)
-        self.assertEqual(self.steps(deal)[-1], ("Invoiced", "open", False, None, midnight(day(2))))
+        self.assertEqual(self.steps(deal)[-1], ("Invoiced", "won", False, None, midnight(day(2))))
         self.pay(invoice, day(5), amount=40.0)
         self.assertEqual(invoice.payment_state, "paid")
         self.assertEqual(
@@ -201,7 +203,7 @@ class TestFulfilmentEdges(FulfilmentCase):
         self.pay(invoice, day(3))
         self.assertEqual(invoice.payment_state, "paid")
         # one of three days invoiced and paid: the deal is not paid in full
-        self.assertEqual(self.steps(deal)[-1], ("Invoiced", "open", False, None, midnight(day(2))))
+        self.assertEqual(self.steps(deal)[-1], ("Invoiced", "won", False, None, midnight(day(2))))
         self.pay(self.invoice(order, day(6)), day(7))
         self.assertEqual(
             self.steps(deal)[-2:],
@@ -223,7 +225,7 @@ class TestFulfilmentEdges(FulfilmentCase):
             )
         self.assertEqual(draft.state, "draft")
         # an invoice not yet posted on the order: not paid in full
-        self.assertEqual(self.steps(deal)[-1], ("Invoiced", "open", False, None, midnight(day(2))))
+        self.assertEqual(self.steps(deal)[-1], ("Invoiced", "won", False, None, midnight(day(2))))
         with self.at(day(5)):
             draft.with_user(self.billing).unlink()
         self.assertEqual(self.steps(deal)[-1], ("Paid", "won", False, None, midnight(day(3))))
@@ -305,7 +307,7 @@ class TestFulfilmentEdges(FulfilmentCase):
         # a quotation confirmed later
         self.assertEqual(later.funnel_confirmed_at, day(6))
         self.env["crm.lead.stage.history"]._rebuild_from_tracking()
-        self.assertEqual(self.steps(deal)[-1], ("Order", "open", False, None, day(1)))
+        self.assertEqual(self.steps(deal)[-1], ("Order", "won", False, None, day(1)))
 
     def test_order_created_confirmed_counts_from_its_creation(self):
         # as an import or another module creates it, without action_confirm
@@ -320,4 +322,4 @@ class TestFulfilmentEdges(FulfilmentCase):
                     "order_line": [(0, 0, {"product_id": self.product.id})],
                 }
             )
-        self.assertEqual(self.steps(deal)[-1], ("Order", "open", False, None, day(2)))
+        self.assertEqual(self.steps(deal)[-1], ("Order", "won", False, None, day(2)))

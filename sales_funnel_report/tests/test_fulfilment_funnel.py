@@ -1,7 +1,9 @@
 from odoo.tests import tagged
 
-from .common import MEASURES, day, empty_or_rounded
+from .common import MEASURES, day, empty_or_rounded, rate
 from .fulfilment_common import FulfilmentCase
+
+WON = "Won (Funnel team)"
 
 
 @tagged("post_install", "-at_install")
@@ -55,8 +57,8 @@ class TestFulfilmentFunnel(FulfilmentCase):
                 row["lost_count"],
                 row["open_count"],
                 row["won_count"],
-                round(row["conversion_rate"], 1),
-                round(row["win_rate"], 1),
+                rate(row["conversion_rate"]),
+                rate(row["win_rate"]),
                 empty_or_rounded(row["duration_days"]),
                 empty_or_rounded(row["duration_median_days"]),
             )
@@ -65,7 +67,8 @@ class TestFulfilmentFunnel(FulfilmentCase):
 
     def test_funnel_by_step_won_stage_meaning(self):
         funnel = self.funnel()
-        self.assertEqual(list(funnel), ["A", "B", "C", "Won", "Order", "Invoiced", "Paid"])
+        # Odoo's own (parked) stages have a "Won" too: the step names its pipeline
+        self.assertEqual(list(funnel), ["A", "B", "C", WON, "Order", "Invoiced", "Paid"])
         self.assertEqual(
             funnel,
             {
@@ -73,39 +76,48 @@ class TestFulfilmentFunnel(FulfilmentCase):
                 "A": (6, 5, 1, 0, 0, 83.3, 66.7, 1.6667, 1.5),
                 "B": (5, 5, 0, 0, 0, 100.0, 80.0, 1.5, 1.5),
                 "C": (5, 5, 0, 0, 0, 100.0, 80.0, 1.0, 1.0),
-                # P, N and Q won by their orders; X lost when its order was cancelled
-                "Won": (5, 4, 0, 0, 4, 80.0, 80.0, 1.0, 1.0),
+                # W won there; P, N, Q and X went on to their orders
+                WON: (5, 4, 0, 0, 1, 80.0, 80.0, 1.0, 1.0),
+                # X lost when its order was cancelled
                 "Order": (4, 3, 1, 0, 0, 75.0, 75.0, 1.0, 1.0),
-                "Invoiced": (3, 2, 0, 1, 0, 66.7, 100.0, 2.5, 2.5),
-                "Paid": (2, 0, 0, 0, 0, 0.0, 100.0, None, None),
+                # Q, ordered and not paid yet, is won: a confirmed order wins a deal
+                "Invoiced": (3, 2, 0, 0, 1, 66.7, 100.0, 2.5, 2.5),
+                # the funnel ends: no conversion
+                "Paid": (2, 0, 0, 0, 2, None, 100.0, None, None),
             },
         )
-        self.assertEqual(self.funnel(groupby=())["total"][:5], (30, 24, 2, 1, 4))
+        for reached, passed, lost, open_, won, *_rest in funnel.values():
+            self.assertEqual(reached, passed + lost + open_ + won)
+        # the six deals once each: L and X lost, W, Q, P and N won
+        self.assertEqual(self.funnel(groupby=())["total"][:7], (6, False, 2, 0, 4, None, 66.7))
 
     def test_won_means_paid(self):
         self.env["ir.config_parameter"].set_param("sales_funnel_report.won_means", "paid")
         funnel = self.funnel()
         self.assertEqual(
-            {step: row[4:7] for step, row in funnel.items()},
+            {step: row[3:7] for step, row in funnel.items()},
             {
-                # won, conversion, win rate: only P and N, paid in full, are won
-                "A": (0, 83.3, 33.3),
-                "B": (0, 100.0, 40.0),
-                "C": (0, 100.0, 40.0),
-                "Won": (0, 80.0, 40.0),
-                "Order": (0, 75.0, 50.0),
-                "Invoiced": (0, 66.7, 66.7),
-                "Paid": (2, 0.0, 100.0),
+                # open, won, conversion, win rate: only P and N, paid in full, are
+                # won; W in the won stage and Q invoiced are open where they are
+                "A": (0, 0, 83.3, 33.3),
+                "B": (0, 0, 100.0, 40.0),
+                "C": (0, 0, 100.0, 40.0),
+                WON: (1, 0, 80.0, 40.0),
+                "Order": (0, 0, 75.0, 50.0),
+                "Invoiced": (1, 0, 66.7, 66.7),
+                "Paid": (0, 2, None, 100.0),
             },
         )
-        self.assertEqual(self.funnel(groupby=())["total"][4], 2)
+        for reached, passed, lost, open_, won, *_rest in funnel.values():
+            self.assertEqual(reached, passed + lost + open_ + won)
+        self.assertEqual(self.funnel(groupby=())["total"][:7], (6, False, 2, 2, 2, None, 33.3))
         # the list shows the same meaning, row by row
         paid_rows = self.env["sales.funnel.report"].search(
             [("lead_id", "in", self.deals.ids), ("won_count", "=", 1)]
         )
         self.assertEqual(set(paid_rows.mapped("step_id.name")), {"Paid"})
         self.env["ir.config_parameter"].set_param("sales_funnel_report.won_means", "stage")
-        self.assertEqual(self.funnel()["Won"][4], 4)
+        self.assertEqual(self.funnel()[WON][4], 1)
 
     def test_filters_for_fulfilment(self):
         lost = self.funnel([("state", "=", "lost"), ("is_fulfilment", "=", True)])
@@ -122,7 +134,7 @@ class TestFulfilmentFunnel(FulfilmentCase):
     def test_pipeline_stages_grouped_as_before(self):
         by_stage = self.funnel([("is_fulfilment", "=", False)], groupby=("stage_id",))
         self.assertEqual(list(by_stage), ["A", "B", "C", "Won"])
-        self.assertEqual(by_stage["Won"], self.funnel()["Won"])
+        self.assertEqual(by_stage["Won"], self.funnel()[WON])
 
     def deal_state(self, deal):
         return (

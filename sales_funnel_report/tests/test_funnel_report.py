@@ -1,7 +1,7 @@
 from odoo.exceptions import AccessError
 from odoo.tests import tagged
 
-from .common import MEASURES, FunnelCase, day, empty_or_rounded
+from .common import MEASURES, FunnelCase, day, empty_or_rounded, rate
 
 
 @tagged("post_install", "-at_install")
@@ -56,8 +56,8 @@ class TestFunnelReport(FunnelCase):
                 row["lost_count"],
                 row["open_count"],
                 row["won_count"],
-                round(row["conversion_rate"], 1),
-                round(row["win_rate"], 1),
+                rate(row["conversion_rate"]),
+                rate(row["win_rate"]),
                 empty_or_rounded(row["duration_days"]),
                 empty_or_rounded(row["duration_median_days"]),
             )
@@ -75,10 +75,12 @@ class TestFunnelReport(FunnelCase):
                 "Won": (1, 0, 0, 0, 1, 0.0, 100.0, None, None),
             },
         )
+        # each deal once, at its position: 4 deals, 2 lost, 1 open, 1 won; nobody
+        # passes the whole funnel (design/funnel-example.md, total row)
         self.assertEqual(
             self.by_stage(self.funnel(groupby=())),
             {
-                "total": (10, 6, 2, 1, 1, 60.0, 40.0, 2.0, 2.0),
+                "total": (4, False, 2, 1, 1, None, 25.0, 2.0, 2.0),
             },
         )
 
@@ -146,28 +148,55 @@ class TestFunnelReport(FunnelCase):
             {row["stage_id"][1]: row["lead_count"] for row in active}, {"B": 1, "C": 2}
         )
 
-    def test_grouping_by_salesperson_keeps_ratios_of_sums(self):
+    def test_grouping_by_salesperson_counts_deals_once(self):
         rows = self.Report.read_group(
             [("lead_id", "in", self.deals.ids)],
-            ["lead_count:sum", "conversion_rate:avg", "win_rate:avg"],
+            ["lead_count:sum", "passed_count:sum", "conversion_rate:avg", "win_rate:avg"],
             ["user_id"],
             lazy=False,
         )
         got = {
             r["user_id"][1]: (
                 r["lead_count"],
-                round(r["conversion_rate"], 1),
-                round(r["win_rate"], 1),
+                r["passed_count"],
+                rate(r["conversion_rate"]),
+                rate(r["win_rate"]),
             )
             for r in rows
         }
+        # D1, D2 and D3, of which D1 won; D4
         self.assertEqual(
             got,
             {
-                "Funnel Salesman": (9, 66.7, 44.4),
-                "Other Salesman": (1, 0.0, 0.0),
+                "Funnel Salesman": (3, False, None, 33.3),
+                "Other Salesman": (1, False, None, 0.0),
             },
         )
+
+    def test_step_by_salesperson_keeps_ratios_of_sums(self):
+        rows = self.Report.read_group(
+            [("lead_id", "in", self.deals.ids)],
+            ["lead_count:sum", "passed_count:sum", "conversion_rate:avg"],
+            ["stage_id", "user_id"],
+            lazy=False,
+        )
+        got = {
+            (r["stage_id"][1], r["user_id"][1]): (
+                r["lead_count"],
+                r["passed_count"],
+                rate(r["conversion_rate"]),
+            )
+            for r in rows
+        }
+        self.assertEqual(got[("A", "Funnel Salesman")], (3, 3, 100.0), "D1, D2 and D3 passed A")
+        self.assertEqual(got[("A", "Other Salesman")], (1, 0, 0.0))
+        # A over both: (3 + 0) / (3 + 1), not the mean of 100 and 0
+        [a_total] = self.Report.read_group(
+            [("lead_id", "in", self.deals.ids), ("stage_id", "=", self.stage_a.id)],
+            ["conversion_rate:avg"],
+            [],
+        )
+        self.assertEqual(a_total["conversion_rate"], 75.0)
 
     def test_salesman_sees_the_funnel_of_own_deals(self):
         funnel = self.by_stage(self.funnel(report=self.Report.with_user(self.other_salesman)))
@@ -184,6 +213,11 @@ class TestFunnelReport(FunnelCase):
             {r["stage_id"][1]: r["expected_revenue"] for r in rows},
             {"A": 1234.0, "B": 1230.0, "C": 1200.0, "Won": 1000.0},
         )
+        # the deals' own revenue in the total, each deal once
+        [total] = self.Report.read_group(
+            [("lead_id", "in", self.deals.ids)], ["expected_revenue:sum"], []
+        )
+        self.assertEqual(total["expected_revenue"], 1234.0)
 
     def test_follows_later_changes(self):
         # Restoring D4 makes it open in A; resequencing C before B changes what D2 skipped.

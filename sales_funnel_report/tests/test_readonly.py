@@ -10,19 +10,21 @@ from odoo.tests import HttpCase, TransactionCase, freeze_time, new_test_user, ta
 from odoo.addons.web.controllers import dataset
 
 from ..models.crm_lead import FUNNEL_QUEUE
-from .common import MEASURES, FunnelCase, day, empty_or_rounded
+from .common import MEASURES, FunnelCase, day, empty_or_rounded, rate
 
 # The salesman's three deals (D4, another salesman's, is hidden from him):
 #   D1  A day 0 -> B day 2 -> Won day 5 (jumps over C)
 #   D2  A day 0 -> lost day 1 (Price)
 #   D3  A day 0 -> B day 3, still there
 #   D4  A day 1, another salesman's
+# Odoo's own stages have a "Won" too: the step names its pipeline.
+WON = "Won (Funnel team)"
 # step: reached, passed, lost, open, won, conversion %, win rate %, avg days, median days
 FUNNEL = {
     "A": (3, 2, 1, 0, 0, 66.7, 33.3, 2.0, 2.0),
     "B": (2, 1, 0, 1, 0, 50.0, 50.0, 3.0, 3.0),
     "C": (1, 1, 0, 0, 0, 100.0, 100.0, None, None),
-    "Won": (1, 0, 0, 0, 1, 0.0, 100.0, None, None),
+    WON: (1, 0, 0, 0, 1, 0.0, 100.0, None, None),
 }
 # The list view's rows, in the report's order (the deals' own: newest first):
 # deal, step, outcome, skipped, days (0.0 when empty, as Odoo reads an empty float).
@@ -33,7 +35,7 @@ ROWS = [
     ("D1", "A", "passed", False, 2.0),
     ("D1", "B", "passed", False, 3.0),
     ("D1", "C", "passed", True, 0.0),
-    ("D1", "Won", "won", False, 0.0),
+    ("D1", WON, "won", False, 0.0),
 ]
 # D1's stays, as its Stage History tab lists them: stage, days, outcome.
 D1_STAYS = [("A", 2.0, "forward"), ("B", 3.0, "forward"), ("Won", 0.0, "open")]
@@ -63,8 +65,8 @@ def by_step(groups):
             group["lost_count"],
             group["open_count"],
             group["won_count"],
-            round(group["conversion_rate"], 1),
-            round(group["win_rate"], 1),
+            rate(group["conversion_rate"]),
+            rate(group["win_rate"]),
             empty_or_rounded(group["duration_days"]),
             empty_or_rounded(group["duration_median_days"]),
         )
@@ -130,7 +132,7 @@ class ReadCalls:
         self.maxDiff = None
         graph, pivot, rows, history, deal = answers
         self.assertEqual(graph["length"], 4)
-        self.assertEqual([g["step_id"][1] for g in graph["groups"]], ["A", "B", "C", "Won"])
+        self.assertEqual([g["step_id"][1] for g in graph["groups"]], ["A", "B", "C", WON])
         self.assertEqual(by_step(graph["groups"]), FUNNEL)
         self.assertEqual(by_step(pivot), FUNNEL)
         self.assertEqual(rows["length"], 7)
@@ -171,9 +173,7 @@ class TestReadOnlyTransaction(ReadCalls, TransactionCase):
 
     def _build(self):
         with self._transaction(day(-1)) as env:
-            team = env["crm.team"].create(
-                {"name": "Read-only team", "funnel_own_stages_only": True}
-            )
+            team = env["crm.team"].create({"name": "Funnel team", "funnel_own_stages_only": True})
             stages = env["crm.stage"].create(
                 [
                     {"name": name, "sequence": seq, "team_id": team.id, "is_won": name == "Won"}
