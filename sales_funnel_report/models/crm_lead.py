@@ -186,7 +186,10 @@ class CrmLead(models.Model):
 
     @api.model
     def _lost_reason_missing_message(self):
-        return _("A loss reason is required to mark a deal as lost. Choose one and try again.")
+        return _(
+            "A loss reason is required to mark a deal as lost. Use the Lost button of the "
+            "deal and choose the reason in the window it opens."
+        )
 
     def action_view_stage_history(self):
         self.ensure_one()

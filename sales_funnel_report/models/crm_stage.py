@@ -28,6 +28,15 @@ class CrmStage(models.Model):
             changed._queue_funnel_update(teams_before)
         return res
 
+    def _update_field_translations(self, field_name, translations, digest=None, source_lang=None):
+        # the translation dialog writes a name in SQL, past ``write``
+        res = super()._update_field_translations(
+            field_name, translations, digest=digest, source_lang=source_lang
+        )
+        if field_name in STEP_FIELDS:
+            self.env["sales.funnel.step"]._sync_with_stages(self.ids)
+        return res
+
     def unlink(self):
         self._queue_funnel_update()
         return super().unlink()

@@ -38,6 +38,17 @@ class SalesFunnelStep(models.Model):
         ),
     ]
 
+    @api.depends("name", "stage_id.team_id")
+    @api.depends_context("lang")
+    def _compute_display_name(self):
+        # a stage's name says which pipeline it is of only when no other step has it
+        names = [step.name for step in self.sudo().search([("stage_id", "!=", False)])]
+        for step in self:
+            if step.stage_id.team_id and names.count(step.name) > 1:
+                step.display_name = f"{step.name} ({step.stage_id.team_id.name})"
+            else:
+                step.display_name = step.name
+
     @api.depends("code")
     def _compute_is_fulfilment(self):
         for step in self:
