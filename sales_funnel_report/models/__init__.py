@@ -1,3 +1,5 @@
+# first: the stays (here) and the funnel rows (report/) inherit its mixin
+from . import sales_funnel_queue
 from . import account_move
 from . import crm_lead
 from . import crm_lead_stage_history

@@ -20,6 +20,7 @@ class CrmLeadStageHistory(models.Model):
     """
 
     _name = "crm.lead.stage.history"
+    _inherit = ["sales.funnel.recorded.mixin"]
     _description = "Stay of a deal in a stage"
     _order = "lead_id, date_in, id"
     _rec_name = "stage_id"
@@ -70,17 +71,12 @@ class CrmLeadStageHistory(models.Model):
         ),
     ]
 
-    def flush_model(self, fnames=None):
-        # Reading stays first records the deals waiting in this transaction.
-        self.env["crm.lead"].sudo()._flush_funnel_queue()
-        return super().flush_model(fnames)
-
     @api.model
     def _record(self, lead_ids, at=None):
         """Bring the stays of ``lead_ids`` in line with the deals' current state.
 
         Called for the deals a transaction changed, once before it commits (see
-        ``crm.lead._record_funnel``). One statement whatever the number of deals,
+        ``sales.funnel.queue``). One statement whatever the number of deals,
         at the transaction's time (``cr.now()``, the clock of Odoo's tracking):
 
         - times never go back for a deal (a clock set back is clamped to its

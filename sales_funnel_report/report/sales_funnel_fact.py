@@ -16,6 +16,8 @@ class SalesFunnelFact(models.Model):
     """
 
     _name = "sales.funnel.fact"
+    # the report reads these rows (its ``_depends``): waiting deals are recorded first
+    _inherit = ["sales.funnel.recorded.mixin"]
     _description = "Sales Funnel Row (storage)"
     _log_access = False
     _order = "lead_id, is_fulfilment, stage_sequence, step_id"
@@ -46,11 +48,6 @@ class SalesFunnelFact(models.Model):
     create_date = fields.Datetime()
     date_in = fields.Datetime()
     visit_count = fields.Integer()
-
-    def flush_model(self, fnames=None):
-        # The report reads these rows (``_depends``): record waiting deals first.
-        self.env["crm.lead"].sudo()._flush_funnel_queue()
-        return super().flush_model(fnames)
 
     _sql_constraints = [
         # Live recording and background batches both rewrite a deal's rows; with this
