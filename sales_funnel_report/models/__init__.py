@@ -11,4 +11,5 @@ from . import sale_order
 from . import sale_order_line
 from . import sales_funnel_demo
 from . import sales_funnel_job
+from . import sales_funnel_rebuild
 from . import sales_funnel_step

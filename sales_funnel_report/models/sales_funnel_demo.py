@@ -60,7 +60,7 @@ class SalesFunnelDemo(models.AbstractModel):
             )
         )
         self._write_chatter(leads, plans, stages, reasons)
-        self.env["crm.lead.stage.history"]._rebuild_from_tracking()
+        self.env["sales.funnel.rebuild"]._run()
         won = [
             (lead, plan["moves"][-1][0])
             for lead, plan in zip(leads, plans, strict=True)

@@ -155,8 +155,7 @@ class SalesFunnelJob(models.Model):
         if not self.total and not self.done:
             if self.kind == "history":
                 # what the rebuilt funnel rows rest on, as on install
-                self.env["sales.funnel.step"]._sync_with_stages()
-                self.env["sale.order"]._fill_funnel_confirmed_at()
+                self.env["sales.funnel.rebuild"]._prepare()
             self.total = self._count_deals()
         candidates = self._next_deals()
         retrying = not candidates
@@ -168,7 +167,7 @@ class SalesFunnelJob(models.Model):
         locked, skipped = self._lock_deals(candidates)
         if locked:
             if self.kind == "history":
-                self.env["crm.lead.stage.history"]._rebuild_from_tracking_for(locked)
+                self.env["sales.funnel.rebuild"]._run(locked)
             else:
                 self.env["sales.funnel.fact"]._refresh(locked)
         elif retrying:

@@ -304,7 +304,7 @@ class TestFulfilmentEdges(FulfilmentCase):
         self.assertEqual(cancelled.funnel_confirmed_at, day(2))
         # a quotation confirmed later
         self.assertEqual(later.funnel_confirmed_at, day(6))
-        self.env["crm.lead.stage.history"]._rebuild_from_tracking()
+        self.env["sales.funnel.rebuild"]._run()
         self.assertEqual(self.steps(deal)[-1], ("Order", "open", False, None, day(1)))
 
     def test_order_created_confirmed_counts_from_its_creation(self):
