@@ -9,7 +9,6 @@ from . import mail_message
 from . import res_config_settings
 from . import sale_order
 from . import sale_order_line
-from . import sales_funnel_demo
 from . import sales_funnel_job
 from . import sales_funnel_rebuild
 from . import sales_funnel_step
