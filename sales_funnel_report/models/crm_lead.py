@@ -1,4 +1,4 @@
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import SQL
 
@@ -15,6 +15,8 @@ FUNNEL_FIELDS = frozenset(
         "expected_revenue",
     }
 )
+# Config parameter: deals are marked lost only with a loss reason.
+LOST_REASON_REQUIRED_PARAM = "sales_funnel_report.lost_reason_required"
 # Writing any of these may open or close a stay.
 HISTORY_FIELDS = frozenset({"stage_id", "active", "lost_reason_id", "team_id", "type"})
 
@@ -91,15 +93,13 @@ class CrmLead(models.Model):
 
     @api.model
     def _lost_reason_required(self):
-        return bool(
-            self.env["ir.config_parameter"]
-            .sudo()
-            .get_param("sales_funnel_report.lost_reason_required")
-        )
+        return bool(self.env["ir.config_parameter"].sudo().get_param(LOST_REASON_REQUIRED_PARAM))
 
     @api.model
     def _lost_reason_missing_message(self):
-        return _("A loss reason is required to mark a deal as lost. Choose one and try again.")
+        return self.env._(
+            "A loss reason is required to mark a deal as lost. Choose one and try again."
+        )
 
     def action_view_stage_history(self):
         self.ensure_one()
