@@ -217,12 +217,12 @@ def generate(args):
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
         print(
-            "==> Rebuilding the stage history from the chatter: _rebuild_from_tracking()...",
+            "==> Rebuilding the stage history from the chatter: sales.funnel.rebuild._run()...",
             flush=True,
         )
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         with timed(timings, "rebuild from chatter"):
-            env["crm.lead.stage.history"]._rebuild_from_tracking()
+            env["sales.funnel.rebuild"]._run()
             cr.commit()
         timings["rebuild peak RSS MB"] = round(
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -9,7 +9,7 @@ load_check.py compare -c RC -d DB --json FILE
     once no background job remains: copy the funnel rows and the stays as
     they are, then (1) rewrite the funnel rows from the stays
     (_refresh_all_bulk) and (2) rebuild stays and funnel rows from the
-    chatter (_rebuild_from_tracking), each in a transaction rolled back,
+    chatter (sales.funnel.rebuild._run), each in a transaction rolled back,
     and count the rows that differ from the copy. Writes FILE.
 """
 
@@ -143,7 +143,7 @@ def compare(registry, args):
     rebuilds = {
         "refresh_all_bulk": (lambda env: env["sales.funnel.fact"]._refresh_all_bulk(), ["funnel"]),
         "rebuild_from_tracking": (
-            lambda env: env["crm.lead.stage.history"]._rebuild_from_tracking(),
+            lambda env: env["sales.funnel.rebuild"]._run(),
             ["funnel", "stays"],
         ),
     }

@@ -1,4 +1,5 @@
 from . import models
 from . import report
 from . import wizard
+from . import demo
 from .hooks import post_init_hook, uninstall_hook

@@ -1,5 +1,5 @@
 def post_init_hook(env):
-    env["crm.lead.stage.history"]._rebuild_from_tracking()
+    env["sales.funnel.rebuild"]._run()
 
 
 def uninstall_hook(env):

@@ -12,10 +12,8 @@ class AccountMove(models.Model):
 
     def unlink(self):
         # looked up now: once deleted, an invoice no longer says whose it was
-        Lead = self.env["crm.lead"]
-        Lead.browse(Lead._deals_of_sales(set(), self._funnel_invoice_ids()))._record_funnel(
-            history=False
-        )
+        queue = self.env["sales.funnel.queue"]
+        queue._enqueue_deals(queue._deals_of(set(), self._funnel_invoice_ids()), stays=False)
         return super().unlink()
 
     def _compute_payment_state(self):
@@ -26,7 +24,7 @@ class AccountMove(models.Model):
         return super()._compute_payment_state()
 
     def _queue_funnel(self):
-        self.env["crm.lead"]._record_funnel_of("moves", self._funnel_invoice_ids())
+        self.env["sales.funnel.queue"]._enqueue_invoices(self._funnel_invoice_ids())
 
     def _funnel_invoice_ids(self):
         return [

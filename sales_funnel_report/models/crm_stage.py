@@ -53,7 +53,7 @@ class CrmStage(models.Model):
         every pipeline: every deal."""
         team_ids = set(self.team_id.ids) | set(teams_before)
         everyone = any(not stage.team_id for stage in self) or False in team_ids
-        self.env["sales.funnel.job"]._queue_facts(
+        self.env["sales.funnel.queue"]._enqueue_pipeline(
             team_ids=team_ids - {False},
             stage_ids=self.ids,
             all_deals=everyone,

@@ -16,12 +16,12 @@ class CrmTeam(models.Model):
         res = super().write(vals)
         changed = self.filtered(lambda team: bool(team.funnel_own_stages_only) != before[team.id])
         if changed:
-            self.env["sales.funnel.job"]._queue_facts(team_ids=changed.ids)
+            self.env["sales.funnel.queue"]._enqueue_pipeline(team_ids=changed.ids)
         return res
 
     def unlink(self):
         # the deals lose their team, and with it their pipeline: they cannot be
         # told by their team any more once it is gone
         if self:
-            self.env["sales.funnel.job"]._queue_facts(all_deals=True)
+            self.env["sales.funnel.queue"]._enqueue_pipeline(all_deals=True)
         return super().unlink()

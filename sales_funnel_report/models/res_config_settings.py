@@ -1,13 +1,16 @@
 from odoo import fields, models
 from odoo.exceptions import AccessError
 
+from ..report.sales_funnel_report import WON_MEANS_PARAM
+from .crm_lead import LOST_REASON_REQUIRED_PARAM
+
 
 class ResConfigSettings(models.TransientModel):
     _inherit = "res.config.settings"
 
     funnel_lost_reason_required = fields.Boolean(
         string="Loss Reason Required",
-        config_parameter="sales_funnel_report.lost_reason_required",
+        config_parameter=LOST_REASON_REQUIRED_PARAM,
         help="Deals can only be marked as lost with a loss reason.",
     )
     funnel_won_means = fields.Selection(
@@ -15,7 +18,7 @@ class ResConfigSettings(models.TransientModel):
         string="A Deal Is Won When",
         default="stage",
         required=True,
-        config_parameter="sales_funnel_report.won_means",
+        config_parameter=WON_MEANS_PARAM,
         help="What the funnel's Won and Win Rate count: deals in a won stage (as the CRM "
         "counts them), or deals whose orders are invoiced and fully paid.",
     )

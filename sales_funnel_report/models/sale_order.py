@@ -52,11 +52,13 @@ class SaleOrder(models.Model):
     def _queue_funnel(self):
         """Queue the deals of these orders, of those confirmed once (a quotation
         changes nothing in the funnel), looked up before commit."""
-        self.env["crm.lead"]._record_funnel_of("orders", self.filtered("funnel_confirmed_at").ids)
+        self.env["sales.funnel.queue"]._enqueue_orders(self.filtered("funnel_confirmed_at").ids)
 
     def _queue_funnel_deals_now(self):
         # the deal an order leaves, or whose order is deleted: known only now
-        self.filtered("funnel_confirmed_at").opportunity_id._record_funnel(history=False)
+        self.env["sales.funnel.queue"]._enqueue_deals(
+            self.filtered("funnel_confirmed_at").opportunity_id.ids, stays=False
+        )
 
     @api.model
     def _fill_funnel_confirmed_at(self):

@@ -26,8 +26,9 @@ class SalesFunnelJob(models.Model):
     deleted stage, a team's *Funnel of Own Stages Only*) changes the funnel
     rows of many deals, and *Rebuild Stage History* replays the chatter of all
     of them. Neither runs in the user's request: the change queues one job per
-    transaction, and the scheduled action *Sales Funnel: Update* works through
-    its deals in id order, ``BATCH_SIZE`` deals per transaction.
+    transaction (``sales.funnel.queue``), and the scheduled action *Sales Funnel:
+    Update* works through its deals in id order, ``BATCH_SIZE`` deals per
+    transaction.
 
     A batch locks its deals (``FOR NO KEY UPDATE SKIP LOCKED``), so a user
     saving one of them waits for one batch at most, and the batch never waits
@@ -61,32 +62,6 @@ class SalesFunnelJob(models.Model):
     user_id = fields.Many2one("res.users", string="Requested By", readonly=True)
 
     # --- queueing ----------------------------------------------------------------
-
-    @api.model
-    def _queue_facts(self, team_ids=(), stage_ids=(), all_deals=False):
-        """Queue the recompute of the funnel rows of the deals of ``team_ids``
-        and those in, through or with rows on ``stage_ids`` (every deal with
-        ``all_deals``). Everything queued in one transaction makes one job,
-        created before commit."""
-        pending = self._pending_scope()
-        pending["all_deals"] |= bool(all_deals)
-        pending["team_ids"].update(team_ids)
-        pending["stage_ids"].update(stage_ids)
-
-    @api.model
-    def _pending_scope(self):
-        data = self.env.cr.precommit.data
-        key = "sales_funnel_report.job_scope"
-        if key not in data:
-            data[key] = {"all_deals": False, "team_ids": set(), "stage_ids": set()}
-            self.env.cr.precommit.add(self._create_queued_job)
-        return data[key]
-
-    @api.model
-    def _create_queued_job(self):
-        scope = self.env.cr.precommit.data.pop("sales_funnel_report.job_scope", None)
-        if scope and (scope["all_deals"] or scope["team_ids"] or scope["stage_ids"]):
-            self._create_job("facts", scope)
 
     @api.model
     def _queue_rebuild(self):
@@ -180,8 +155,7 @@ class SalesFunnelJob(models.Model):
         if not self.total and not self.done:
             if self.kind == "history":
                 # what the rebuilt funnel rows rest on, as on install
-                self.env["sales.funnel.step"]._sync_with_stages()
-                self.env["sale.order"]._fill_funnel_confirmed_at()
+                self.env["sales.funnel.rebuild"]._prepare()
             self.total = self._count_deals()
         candidates = self._next_deals()
         retrying = not candidates
@@ -193,7 +167,7 @@ class SalesFunnelJob(models.Model):
         locked, skipped = self._lock_deals(candidates)
         if locked:
             if self.kind == "history":
-                self.env["crm.lead.stage.history"]._rebuild_from_tracking_for(locked)
+                self.env["sales.funnel.rebuild"]._run(locked)
             else:
                 self.env["sales.funnel.fact"]._refresh(locked)
         elif retrying:

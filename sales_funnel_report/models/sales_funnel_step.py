@@ -1,4 +1,4 @@
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import SQL
 
@@ -116,7 +116,7 @@ class SalesFunnelStep(models.Model):
     @api.model
     def _raise_follows_stages(self):
         raise UserError(
-            _(
+            self.env._(
                 "Funnel steps follow the CRM stages, then Order, Invoiced and Paid: "
                 "only the name of a fulfilment step can be changed here. "
                 "Rename or reorder the stages in the CRM configuration."
@@ -133,4 +133,6 @@ class SalesFunnelStep(models.Model):
     @api.ondelete(at_uninstall=False)
     def _unlink_only_with_stage(self):
         if self.filtered("code"):
-            raise UserError(_("The fulfilment steps Order, Invoiced and Paid cannot be deleted."))
+            raise UserError(
+                self.env._("The fulfilment steps Order, Invoiced and Paid cannot be deleted.")
+            )

@@ -1,2 +1,4 @@
 from . import sales_funnel_fact
+from . import sales_funnel_fact_rows
+from . import sales_funnel_milestone
 from . import sales_funnel_report

@@ -35,7 +35,7 @@ class TestDemoStory(FunnelCase):
             ]
         )
         with self.at(day(400)):
-            leads = env["sales.funnel.demo"]._generate(
+            leads = env["sales.funnel.rebuild"]._generate_demo(
                 team.id,
                 stages.ids,
                 reasons.ids,

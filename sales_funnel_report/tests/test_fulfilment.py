@@ -250,7 +250,7 @@ class TestFulfilmentEdges(FulfilmentCase):
                     order.action_confirm()
                 self.env.flush_all()
                 before = self.cr.sql_log_count
-                self.env["crm.lead"]._flush_funnel_queue()
+                self.env["sales.funnel.queue"]._process()
                 return self.cr.sql_log_count - before
 
         self.assertEqual(queries_to_record(few), queries_to_record(many))
@@ -306,7 +306,7 @@ class TestFulfilmentEdges(FulfilmentCase):
         self.assertEqual(cancelled.funnel_confirmed_at, day(2))
         # a quotation confirmed later
         self.assertEqual(later.funnel_confirmed_at, day(6))
-        self.env["crm.lead.stage.history"]._rebuild_from_tracking()
+        self.env["sales.funnel.rebuild"]._run()
         self.assertEqual(self.steps(deal)[-1], ("Order", "won", False, None, day(1)))
 
     def test_order_created_confirmed_counts_from_its_creation(self):

@@ -9,7 +9,7 @@ from odoo.tests import HttpCase, TransactionCase, freeze_time, new_test_user, ta
 
 from odoo.addons.web.controllers import dataset
 
-from ..models.crm_lead import FUNNEL_QUEUE
+from ..models.sales_funnel_queue import FUNNEL_QUEUE
 from .common import MEASURES, FunnelCase, day, empty_or_rounded, rate
 
 # The salesman's three deals (D4, another salesman's, is hidden from him):

@@ -40,7 +40,7 @@ class TestRebuildFromTracking(FunnelCase):
 
     def rebuild(self):
         with self.at(day(400)):
-            return self.env["crm.lead.stage.history"]._rebuild_from_tracking()
+            return self.env["sales.funnel.rebuild"]._run()
 
     maxDiff = None
 
@@ -335,12 +335,12 @@ class TestRebuildFromTracking(FunnelCase):
             )
         self.assertEqual(action["tag"], "display_notification")
         self.assertEqual(self.stays(deal), expected)
-        History = type(self.env["crm.lead.stage.history"])
+        Rebuild = type(self.env["sales.funnel.rebuild"])
         with (
-            patch.object(History, "_reconcile_with_deals", side_effect=RuntimeError("boom")),
+            patch.object(Rebuild, "_reconcile_with_deals", side_effect=RuntimeError("boom")),
             self.assertRaises(RuntimeError),
             self.env.cr.savepoint(),
         ):
-            self.env["crm.lead.stage.history"]._rebuild_from_tracking()
+            self.env["sales.funnel.rebuild"]._run()
         self.env.invalidate_all()
         self.assertEqual(self.stays(deal), expected)

@@ -231,7 +231,7 @@ class TestStageHistory(FunnelCase):
                     deal.write({"stage_id": self.stage_b.id, "user_id": self.manager.id})
                 self.env.flush_all()
                 before = self.cr.sql_log_count
-                self.env["crm.lead"]._flush_funnel_queue()
+                self.env["sales.funnel.queue"]._process()
                 return self.cr.sql_log_count - before
 
         self.assertEqual(queries_to_record(few), queries_to_record(many))

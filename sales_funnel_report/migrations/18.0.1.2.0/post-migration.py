@@ -2,7 +2,5 @@ from odoo import SUPERUSER_ID, api
 
 
 def migrate(cr, version):
-    env = api.Environment(cr, SUPERUSER_ID, {})
-    env["sales.funnel.step"]._sync_with_stages()
-    env["sale.order"]._fill_funnel_confirmed_at()
-    env["sales.funnel.fact"]._refresh_all_bulk()
+    # the recorded stays are kept: only the funnel rows are written anew
+    api.Environment(cr, SUPERUSER_ID, {})["sales.funnel.rebuild"]._run(replay=False)

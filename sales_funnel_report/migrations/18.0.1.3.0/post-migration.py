@@ -2,4 +2,5 @@ from odoo import SUPERUSER_ID, api
 
 
 def migrate(cr, version):
-    api.Environment(cr, SUPERUSER_ID, {})["sales.funnel.fact"]._refresh_all_bulk()
+    # the recorded stays are kept: only the funnel rows are written anew
+    api.Environment(cr, SUPERUSER_ID, {})["sales.funnel.rebuild"]._run(replay=False)

@@ -1,0 +1,165 @@
+from odoo import api, models
+from odoo.tools import SQL
+
+# Deals, orders and invoices waiting to be recorded, in the transaction's precommit data.
+FUNNEL_QUEUE = "sales_funnel_report.queue"
+# Pipeline changes waiting to become one background job, in the same place.
+PIPELINE_QUEUE = "sales_funnel_report.job_scope"
+
+
+class SalesFunnelQueue(models.AbstractModel):
+    """What a transaction changed that the funnel must record.
+
+    Every event that changes a deal's stays or funnel rows is noted here, and
+    nothing else is done while the transaction runs:
+
+    - deal writes and creations (``crm_lead.py``): the deals, with their stays
+      when the stage, archive state, loss reason, team or type changed;
+    - sale orders (``sale_order.py``): confirmations, cancellations, a changed
+      deal, deletions;
+    - order lines (``sale_order_line.py``): what is left to invoice;
+    - customer invoices (``account_move.py``): their payment status, which
+      posting, paying, reversing and cancelling recompute, their date, their
+      deletion;
+    - stages (``crm_stage.py``) and teams (``crm_team.py``): pipeline changes,
+      which concern many deals and become one background job
+      (``sales.funnel.job``).
+
+    Deals, orders and invoices are recorded once per transaction, before it
+    commits, or earlier when stays or funnel rows are read
+    (``sales.funnel.recorded.mixin``): a fixed number of statements whatever
+    the number of deals and writes, and the stays take each transaction's
+    outcome at its time, as the chatter's tracking does.
+    """
+
+    _name = "sales.funnel.queue"
+    _description = "Sales Funnel Recording Queue"
+
+    @api.model
+    def _enqueue_deals(self, lead_ids, stays=True):
+        """Queue these deals' funnel rows, and their stays with ``stays``."""
+        if not lead_ids:
+            return
+        queue = self._pending()
+        if stays:
+            queue["history"].update(lead_ids)
+        queue["facts"].update(lead_ids)
+
+    @api.model
+    def _enqueue_orders(self, order_ids):
+        """Queue the deals of these sale orders, looked up when the queue is processed."""
+        if order_ids:
+            self._pending()["orders"].update(order_ids)
+
+    @api.model
+    def _enqueue_invoices(self, move_ids):
+        """Queue the deals of the orders these customer invoices bill, looked up
+        when the queue is processed."""
+        if move_ids:
+            self._pending()["moves"].update(move_ids)
+
+    @api.model
+    def _enqueue_pipeline(self, team_ids=(), stage_ids=(), all_deals=False):
+        """Queue the recompute of the funnel rows of the deals of ``team_ids``
+        and those in, through or with rows on ``stage_ids`` (every deal with
+        ``all_deals``). Everything queued in one transaction makes one job,
+        created before commit."""
+        data = self.env.cr.precommit.data
+        scope = data.get(PIPELINE_QUEUE)
+        if scope is None:
+            scope = data[PIPELINE_QUEUE] = {
+                "all_deals": False,
+                "team_ids": set(),
+                "stage_ids": set(),
+            }
+            self.env.cr.precommit.add(self._create_pipeline_job)
+        scope["all_deals"] |= bool(all_deals)
+        scope["team_ids"].update(team_ids)
+        scope["stage_ids"].update(stage_ids)
+
+    @api.model
+    def _create_pipeline_job(self):
+        scope = self.env.cr.precommit.data.pop(PIPELINE_QUEUE, None)
+        if scope and (scope["all_deals"] or scope["team_ids"] or scope["stage_ids"]):
+            self.env["sales.funnel.job"]._create_job("facts", scope)
+
+    @api.model
+    def _pending(self):
+        data = self.env.cr.precommit.data
+        queue = data.get(FUNNEL_QUEUE)
+        if queue is None:
+            queue = data[FUNNEL_QUEUE] = {
+                "history": set(),
+                "facts": set(),
+                "orders": set(),
+                "moves": set(),
+            }
+            self.env.cr.precommit.add(self.env["sales.funnel.queue"].sudo()._process)
+        return queue
+
+    @api.model
+    def _process(self):
+        """Record what is queued: the stays, then the funnel rows."""
+        # Taken out of the queue first: what is queued from now on registers anew.
+        queue = self.env.cr.precommit.data.pop(FUNNEL_QUEUE, None)
+        if not queue:
+            return
+        history, facts = sorted(queue["history"]), queue["facts"]
+        self.env["crm.lead.stage.history"]._record(history)
+        if queue["orders"] or queue["moves"]:
+            facts |= self._deals_of(queue["orders"], queue["moves"])
+        self.env["sales.funnel.fact"]._refresh(sorted(facts))
+
+    @api.model
+    def _deals_of(self, order_ids, move_ids):
+        """The deals of these sale orders and of the orders these invoices bill."""
+        # An order's deal is usually in the cache (the order was just written):
+        # only the others and the invoices' orders are looked up.
+        orders = self.env["sale.order"].browse(sorted(order_ids))
+        field = orders._fields["opportunity_id"]
+        deals = {deal_id for deal_id in self.env.cache.get_values(orders, field) if deal_id}
+        order_ids = list(self.env.cache.get_missing_ids(orders, field))
+        if not order_ids and not move_ids:
+            return deals
+        self.env.flush_all()
+        lookups = []
+        if order_ids:
+            lookups.append(
+                SQL(
+                    """
+                SELECT so.opportunity_id
+                  FROM sale_order so
+                 WHERE so.id = ANY(%s) AND so.opportunity_id IS NOT NULL
+                """,
+                    order_ids,
+                )
+            )
+        if move_ids:
+            lookups.append(
+                SQL(
+                    """
+                SELECT so.opportunity_id
+                  FROM account_move_line aml
+                  JOIN sale_order_line_invoice_rel rel ON rel.invoice_line_id = aml.id
+                  JOIN sale_order_line sol ON sol.id = rel.order_line_id
+                  JOIN sale_order so ON so.id = sol.order_id
+                 WHERE aml.move_id = ANY(%s) AND so.opportunity_id IS NOT NULL
+                """,
+                    sorted(move_ids),
+                )
+            )
+        self.env.cr.execute(SQL(" UNION ").join(lookups))
+        return deals | {deal_id for (deal_id,) in self.env.cr.fetchall()}
+
+
+class SalesFunnelRecordedMixin(models.AbstractModel):
+    """Tables the queue writes: reading them records what the transaction has
+    queued so far, so that a read in the middle of a transaction sees its own
+    changes."""
+
+    _name = "sales.funnel.recorded.mixin"
+    _description = "Sales Funnel Rows Recorded from the Queue"
+
+    def flush_model(self, fnames=None):
+        self.env["sales.funnel.queue"].sudo()._process()
+        return super().flush_model(fnames)
