@@ -63,6 +63,7 @@ const PIVOT = `
 // running, and a conversion that does not apply at the last step (False).
 function reportAnswers() {
     onRpc("sales.funnel.report", "get_update_notice", () => false);
+    onRpc("sales.funnel.step", "get_funnel_order", () => [1, 2, 3]);
     onRpc("sales.funnel.report", "web_read_group", async ({parent}) => {
         const result = await parent();
         for (const group of result.groups) {
