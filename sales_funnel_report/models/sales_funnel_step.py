@@ -38,6 +38,29 @@ class SalesFunnelStep(models.Model):
         ),
     ]
 
+    @api.model
+    def _funnel_order(self):
+        """Every step in the order the funnel shows them: pipeline order (sequence,
+        id), then Order, Invoiced and Paid; each team that keeps a funnel of its
+        own stages has its steps together, after the shared ones, so that several
+        pipelines on one screen never interleave."""
+        steps = self.sudo().search([])
+
+        def key(step):
+            team = step.stage_id.team_id
+            own = bool(team.funnel_own_stages_only)
+            block = (1, team.sequence, team.id) if own else (0, 0, 0)
+            return (step.is_fulfilment, block, step.sequence, step.id)
+
+        return steps.sorted(key)
+
+    @api.model
+    @api.readonly
+    def get_funnel_order(self):
+        """The ids of the steps in the funnel's order, for the web client."""
+        self.check_access("read")
+        return self._funnel_order().ids
+
     @api.depends("name", "stage_id.team_id")
     @api.depends_context("lang")
     def _compute_display_name(self):

@@ -505,15 +505,14 @@ class SalesFunnelReport(models.Model):
         return None
 
     def _order_field_to_sql(self, alias, field_name, direction, nulls, query):
-        # Steps and stages in pipeline order (sequence, id), like the counting rules,
-        # whatever their names and the reader's language, fulfilment steps last: by
+        # Steps and stages in pipeline order, like the counting rules, whatever their
+        # names and the reader's language (see sales.funnel.step._funnel_order): by
         # their place in the list of all of them, a constant array. The grouping then
         # stays on the one column, and the aggregation parallel (a lookup per group
         # would be a SubPlan, which PostgreSQL does not run in parallel workers).
         if field_name in ("step_id", "stage_id"):
-            model = "sales.funnel.step" if field_name == "step_id" else "crm.stage"
-            order = None if field_name == "step_id" else "sequence, id"
-            ordered = self.env[model].sudo().search([], order=order).ids
+            steps = self.env["sales.funnel.step"]._funnel_order()
+            ordered = steps.ids if field_name == "step_id" else steps.stage_id.ids
             return SQL(
                 "array_position(%s::int[], %s) %s %s",
                 ordered,

@@ -69,9 +69,7 @@ class TestFunnelTotals(FulfilmentCase):
         self.Report = self.env["sales.funnel.report"].with_user(self.manager)
 
     def groups(self, groupby, domain=()):
-        return self.Report.read_group(
-            [*self.domain, *domain], MEASURES, list(groupby), lazy=False
-        )
+        return self.Report.read_group([*self.domain, *domain], MEASURES, list(groupby), lazy=False)
 
     def assert_adds_up(self, group, where):
         passed = group["passed_count"] or 0
@@ -172,11 +170,10 @@ class TestFunnelTotals(FulfilmentCase):
     def test_drill_down_opens_exactly_the_deals_counted(self):
         step_a = self.env["sales.funnel.step"].search([("stage_id", "=", self.stage_a.id)])
         at_a = [("step_id", "=", step_a.id)]
+        self.assertEqual(self.drill(self.manager, at_a, "lost_count"), ("A · Lost", {"L"}))
         self.assertEqual(
-            self.drill(self.manager, at_a, "lost_count"), ("A · Lost", {"L"})
-        )
-        self.assertEqual(
-            self.drill(self.manager, at_a, "passed_count"), ("A · Passed", {"P", "Q", "X", "W", "O"})
+            self.drill(self.manager, at_a, "passed_count"),
+            ("A · Passed", {"P", "Q", "X", "W", "O"}),
         )
         self.assertEqual(
             self.drill(self.manager, at_a, "lead_count"),
@@ -222,9 +219,7 @@ class TestStepNamesFollowStages(FulfilmentCase):
         new = self.env.ref("crm.stage_lead1")
         self.env["res.lang"]._activate_lang("ru_RU")
         self.assertEqual(self.step(new, "ru_RU"), "New", "nothing loaded yet")
-        self.env["ir.module.module"].search([("name", "=", "crm")])._update_translations(
-            "ru_RU"
-        )
+        self.env["ir.module.module"].search([("name", "=", "crm")])._update_translations("ru_RU")
         self.assertEqual(new.with_context(lang="ru_RU").name, "Новый")
         self.assertEqual(self.step(new, "ru_RU"), "Новый")
         self.assertEqual(self.step(new, "en_US"), "New")
@@ -277,3 +272,37 @@ class TestMeasuresAndGroupBys(FulfilmentCase):
             self.assertEqual(
                 [(row.step_id.name, row.has_duration) for row in rows][0], ("A", True), order
             )
+
+
+@tagged("post_install", "-at_install")
+class TestPipelinesNeverInterleave(FulfilmentCase):
+    def test_each_own_pipeline_keeps_its_steps_together(self):
+        Stage = self.env["crm.stage"]
+        teams = self.env["crm.team"].create(
+            [
+                {"name": "North", "sequence": 1, "funnel_own_stages_only": True},
+                {"name": "South", "sequence": 2, "funnel_own_stages_only": True},
+            ]
+        )
+        # sequences interleave: N1 1, S1 2, N2 3, S2 4
+        stages = Stage.create(
+            [
+                {"name": "N1", "sequence": 1, "team_id": teams[0].id},
+                {"name": "S1", "sequence": 2, "team_id": teams[1].id},
+                {"name": "N2", "sequence": 3, "team_id": teams[0].id},
+                {"name": "S2", "sequence": 4, "team_id": teams[1].id},
+            ]
+        )
+        deals = self.env["crm.lead"]
+        for team, stage in ((teams[0], stages[2]), (teams[1], stages[3])):
+            deals |= self.new_deal(day(0), stage=stage, name=stage.name, team_id=team.id)
+        rows = (
+            self.env["sales.funnel.report"]
+            .with_user(self.manager)
+            .read_group([("lead_id", "in", deals.ids)], ["lead_count:sum"], ["step_id"])
+        )
+        self.assertEqual([row["step_id"][1] for row in rows], ["N1", "N2", "S1", "S2"])
+        order = self.env["sales.funnel.step"].with_user(self.salesman).get_funnel_order()
+        names = self.env["sales.funnel.step"].browse(order).mapped("name")
+        self.assertLess(names.index("N2"), names.index("S1"))
+        self.assertEqual(names[-3:], ["Order", "Invoiced", "Paid"])

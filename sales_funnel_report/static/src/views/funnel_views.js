@@ -48,7 +48,10 @@ export class FunnelPivotModel extends PivotModel {
     async _loadData(config, prune) {
         delete config.metaData.measures.__count;
         if (config.metaData.origins.length > 1 && !this.stepOrder) {
-            this.stepOrder = await this.orm.search("sales.funnel.step", []);
+            this.stepOrder = await this.orm.call(
+                "sales.funnel.step",
+                "get_funnel_order"
+            );
         }
         return super._loadData(config, prune);
     }
@@ -104,7 +107,10 @@ export class FunnelGraphModel extends GraphModel {
         // with a comparison, the bars follow the first period's steps, then the
         // second's: put them back in the funnel's order
         if (metaData.domains.length > 1 && first && first.fieldName === "step_id") {
-            const stepOrder = await this.orm.search("sales.funnel.step", []);
+            const stepOrder = await this.orm.call(
+                "sales.funnel.step",
+                "get_funnel_order"
+            );
             const rank = (dataPoint) => {
                 const [raw] = JSON.parse(dataPoint.identifier);
                 const value = raw[first.spec];

@@ -13,7 +13,9 @@ function pivotCell(step, measure) {
         (tr) => tr.querySelector("th")?.textContent.trim() === step
     );
     if (column === -1 || !row) {
-        throw new Error(`no pivot cell for ${step} x ${measure} (measures: ${measures})`);
+        throw new Error(
+            `no pivot cell for ${step} x ${measure} (measures: ${measures})`
+        );
     }
     return row.querySelectorAll("td")[column];
 }
@@ -52,7 +54,8 @@ registry.category("web_tour.tours").add("sales_funnel_report_drilldown_tour", {
         },
         {
             trigger: ".o_breadcrumb .active:contains('Drill first · Lost')",
-            content: "The deals behind the number, named after the step and the outcome",
+            content:
+                "The deals behind the number, named after the step and the outcome",
         },
         {
             trigger: ".o_list_view .o_data_row",
@@ -62,7 +65,9 @@ registry.category("web_tour.tours").add("sales_funnel_report_drilldown_tour", {
                     .sort();
                 const expected = ["Drill lost 1", "Drill lost 2"];
                 if (JSON.stringify(names) !== JSON.stringify(expected)) {
-                    throw new Error(`deals ${JSON.stringify(names)}, expected ${expected}`);
+                    throw new Error(
+                        `deals ${JSON.stringify(names)}, expected ${expected}`
+                    );
                 }
                 queryOne(".o_list_view");
             },
