@@ -16,3 +16,23 @@ class TestMenus(TransactionCase):
         children = [menus[child]["xmlid"] for child in sales["children"]]
         funnel = children.index("sales_funnel_report.sales_funnel_report_menu_sale")
         self.assertEqual(children[funnel - 1], "sale.sale_order_menu")
+
+    def test_funnel_opens_on_the_readers_team_without_sample_data(self):
+        salesman = new_test_user(
+            self.env, login="menu_team_salesman", groups="sales_team.group_sale_salesman"
+        )
+        team = self.env["crm.team"].create(
+            {"name": "Menu team", "member_ids": [(6, 0, salesman.ids)]}
+        )
+        action = (
+            self.env.ref("sales_funnel_report.sales_funnel_report_action_open")
+            .with_user(salesman)
+            .run()
+        )
+        self.assertEqual(action["res_model"], "sales.funnel.report")
+        self.assertEqual(action["context"]["search_default_team_id"], team.id)
+        # an empty funnel says what fills it and links to the pipeline, no fake numbers
+        self.assertIn("crm.crm_lead_action_pipeline", action["help"])
+        for view_type in ("graph", "pivot"):
+            arch = self.env["sales.funnel.report"].get_view(view_type=view_type)["arch"]
+            self.assertNotIn("sample=", arch)
