@@ -357,7 +357,7 @@ def open_funnel(browser, view_type, context):
     }})()""")
 
 
-def take_funnel_view(browser, out, team_id, suffix="", height=1500):
+def take_funnel_view(browser, out, team_id, suffix="", height=1200):
     """The funnel view, tall enough for all the demo team's steps."""
     browser.resize(browser.width, height)
     open_funnel(
