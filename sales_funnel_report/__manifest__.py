@@ -28,7 +28,10 @@
     "assets": {
         # graph and pivot are lazy-loaded views in Odoo 18: so are their funnel versions
         "web.assets_backend_lazy": [
-            "sales_funnel_report/static/src/views/*",
+            "sales_funnel_report/static/src/views/**/*",
+        ],
+        "web.assets_unit_tests": [
+            "sales_funnel_report/static/tests/*.test.js",
         ],
         "web.assets_tests": [
             "sales_funnel_report/static/tests/tours/*.js",

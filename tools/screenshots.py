@@ -9,6 +9,8 @@ The script starts a headless Chromium of its own (Debian's ``chromium``, or --ch
 PATH), drives it through the DevTools protocol with websocket-client (as Odoo's browser
 tests do), logs in through /web/login and saves:
 
+    funnel-view.png           Sales > Funnel, the funnel view (the file name gets
+                              --suffix, e.g. funnel-view-ru.png for a Russian user)
     funnel-graph.png          Sales > Funnel, bar chart of Reached per step
     funnel-pivot.png          pivot: steps x Reached, Lost, Conversion (%), Average/Median Days
     funnel-loss-reasons.png   pivot of lost deals: steps x loss reasons, measure Lost
@@ -193,6 +195,15 @@ class Browser:
             mobile=False,
         )
 
+    def resize(self, width, height):
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+
     def send(self, method, **params):
         """Send one DevTools command and return its result (events are skipped)."""
         self.next_id += 1
@@ -346,6 +357,24 @@ def open_funnel(browser, view_type, context):
     }})()""")
 
 
+def take_funnel_view(browser, out, team_id, suffix="", height=1200):
+    """The funnel view, tall enough for all the demo team's steps."""
+    browser.resize(browser.width, height)
+    open_funnel(
+        browser,
+        "funnel",
+        {"search_default_opportunity": 1, "search_default_team_id": team_id},
+    )
+    settle(
+        browser,
+        "!!document.querySelector('.o_funnel_view .o_funnel_summary')",
+        "the funnel view",
+        delay=0.5,
+    )
+    browser.screenshot(out / f"funnel-view{suffix}.png")
+    browser.resize(browser.width, browser.height)
+
+
 def take_funnel_graph(browser, out, team_id):
     open_funnel(
         browser,
@@ -484,6 +513,12 @@ def main(argv=None):
     parser.add_argument("--chromium", help="Chromium executable (default: found on PATH)")
     parser.add_argument("--width", type=int, default=1400)
     parser.add_argument("--height", type=int, default=860)
+    parser.add_argument(
+        "--only-funnel-view",
+        action="store_true",
+        help="take only funnel-view.png (e.g. as a user of another language)",
+    )
+    parser.add_argument("--suffix", default="", help="added to funnel-view's file name")
     args = parser.parse_args(argv)
     base_url = args.url.rstrip("/")
 
@@ -495,16 +530,21 @@ def main(argv=None):
         browser = Browser(find_chromium(args.chromium), args.width, args.height)
         try:
             login(browser, base_url, args.db, args.login, args.password)
-            take_funnel_graph(browser, args.out, team_id)
-            take_funnel_pivot(browser, args.out, team_id)
-            take_loss_reasons(browser, args.out, team_id)
-            take_deal_history(browser, args.out, base_url, deal_id)
+            take_funnel_view(browser, args.out, team_id, args.suffix)
+            if not args.only_funnel_view:
+                take_funnel_graph(browser, args.out, team_id)
+                take_funnel_pivot(browser, args.out, team_id)
+                take_loss_reasons(browser, args.out, team_id)
+                take_deal_history(browser, args.out, base_url, deal_id)
         finally:
             browser.close()
     except (ScreenshotError, OSError, xmlrpc.client.Error) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    for name in ("funnel-graph", "funnel-pivot", "funnel-loss-reasons", "deal-stage-history"):
+    names = [f"funnel-view{args.suffix}"]
+    if not args.only_funnel_view:
+        names += ["funnel-graph", "funnel-pivot", "funnel-loss-reasons", "deal-stage-history"]
+    for name in names:
         path = args.out / f"{name}.png"
         print(f"{path} ({path.stat().st_size // 1024} KB)")
     return 0

@@ -5,7 +5,9 @@ from . import crm_lead
 from . import crm_lead_stage_history
 from . import crm_stage
 from . import crm_team
+from . import ir_actions
 from . import ir_module_module
+from . import ir_ui_view
 from . import mail_message
 from . import res_config_settings
 from . import sale_order

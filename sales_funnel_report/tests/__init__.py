@@ -9,6 +9,9 @@ from . import test_fulfilment_funnel
 from . import test_funnel_report
 from . import test_funnel_steps
 from . import test_funnel_ui
+from . import test_funnel_view_js
+from . import test_funnel_view_tour
+from . import test_funnel_view_type
 from . import test_menus
 from . import test_readonly
 from . import test_rebuild

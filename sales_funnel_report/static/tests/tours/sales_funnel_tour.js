@@ -38,9 +38,17 @@ registry.category("web_tour.tours").add("sales_funnel_report_tour", {
             run: "click",
         },
         {
+            trigger: ".o_funnel_view .o_funnel_step",
+            content: "The funnel opens first, as the funnel view",
+        },
+        {
+            trigger: ".o_switch_view.o_graph",
+            content: "Switch to the graph",
+            run: "click",
+        },
+        {
             trigger: ".o_graph_view .o_graph_canvas_container canvas",
-            content:
-                "The funnel opens as a graph: stages in pipeline order, then fulfilment",
+            content: "The graph: stages in pipeline order, then fulfilment",
             run() {
                 const canvas = document.querySelector(
                     ".o_graph_canvas_container canvas"
