@@ -15,13 +15,13 @@ class CrmLead(models.Model):
     stage are never stuck.
     """
 
-    _inherit = "crm.lead"
+    # kept apart from crm_lead.py (the recording of stays), which changes on its own
+    _inherit = "crm.lead"  # pylint: disable=consider-merging-classes-inherited
 
     stage_age_days = fields.Integer(
         string="Days in Stage",
         compute="_compute_stage_age",
-        help="Whole days the deal has spent in its current stage so far, since it last "
-        "entered it.",
+        help="Whole days the deal has spent in its current stage so far, since it last entered it.",
     )
     stage_limit_days = fields.Integer(
         string="Days Allowed in Stage",
@@ -52,7 +52,7 @@ class CrmLead(models.Model):
             self.env.cr.execute(
                 SQL(
                     """
-                SELECT lead_id, date_in, limit_days, manual, stuck_possible
+                SELECT lead_id, stage_id, date_in, limit_days, manual, stuck_possible
                   FROM (%s) stays
                 """,
                     self._open_stays_sql(SQL("l.id = ANY(%s)", ids)),
@@ -62,14 +62,15 @@ class CrmLead(models.Model):
         now = self.env.cr.now()
         for lead in self:
             row = rows.get(lead._origin.id)
-            if not row:
+            # a stage changed on the form but not saved yet: no stay there yet
+            if not row or row[0] != lead.stage_id.id:
                 lead.stage_age_days = 0
                 lead.stage_limit_days = 0
                 lead.stage_limit_learned = False
                 lead.is_stuck = False
                 lead.stage_age_label = False
                 continue
-            date_in, limit, manual, possible = row
+            _stage_id, date_in, limit, manual, possible = row
             age = max(0, int((now - date_in).total_seconds() // 86400))
             lead.stage_age_days = age
             lead.stage_limit_days = limit or 0
@@ -113,12 +114,14 @@ class CrmLead(models.Model):
     def _open_stays_sql(self, where=None):
         """One row per deal with an open stay in its current stage (aliases ``l``
         the deal, ``h`` the stay, ``s`` the stage, ``t`` the learned values):
-        ``lead_id, stay_id, stage_id, date_in, limit_days`` (NULL: no limit),
+        ``lead_id, user_id, lead_name, stay_id, stage_id, date_in, limit_days``
+        (NULL: no limit),
         ``manual`` (the stage's Days to rot) and ``stuck_possible`` (an active
         deal in a stage that is not won). Days to rot 0 or unset means learned."""
         return SQL(
             """
-            SELECT l.id AS lead_id, h.id AS stay_id, h.stage_id, h.date_in,
+            SELECT l.id AS lead_id, l.user_id, l.name AS lead_name,
+                   h.id AS stay_id, h.stage_id, h.date_in,
                    COALESCE(NULLIF(s.rotting_threshold_days, 0), t.limit_days) AS limit_days,
                    COALESCE(s.rotting_threshold_days, 0) > 0 AS manual,
                    -- unset booleans are NULL: an unset active is archived (lost), as
@@ -151,9 +154,7 @@ class CrmLead(models.Model):
     @api.model
     def _stuck_leads_sql(self):
         """``SELECT`` of the ids of the stuck deals (no access rules applied)."""
-        return SQL(
-            "SELECT lead_id FROM (%s) stuck", self._open_stays_sql(self._stuck_where_sql())
-        )
+        return SQL("SELECT lead_id FROM (%s) stuck", self._open_stays_sql(self._stuck_where_sql()))
 
     @api.model
     def _stuck_condition_sql(self, lead_alias):

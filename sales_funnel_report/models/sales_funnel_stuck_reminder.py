@@ -12,6 +12,9 @@ REMINDERS_PARAM = "sales_funnel_report.stuck_reminders"
 # Deals per transaction of the reminders (an id range of crm_lead).
 BATCH_SIZE = 20000
 RETRIES = 3
+# Seconds of reminder batches per call of the scheduled action: when work remains,
+# Odoo calls it again at once (up to 10 times), well within limit_time_real.
+CALL_BUDGET = 40.0
 
 
 class SalesFunnelStuckReminder(models.Model):
@@ -33,7 +36,10 @@ class SalesFunnelStuckReminder(models.Model):
     stage_id = fields.Many2one("crm.stage", required=True, ondelete="cascade", readonly=True)
     stay_date_in = fields.Datetime(string="Stay Entered", required=True, readonly=True)
     user_id = fields.Many2one("res.users", string="Salesperson", readonly=True)
-    activity_id = fields.Many2one("mail.activity", ondelete="set null", readonly=True)
+    # indexed: deleting a done activity looks its reminder up
+    activity_id = fields.Many2one(
+        "mail.activity", ondelete="set null", readonly=True, index="btree_not_null"
+    )
 
     _sql_constraints = [
         (
@@ -48,25 +54,51 @@ class SalesFunnelStuckReminder(models.Model):
     @api.model
     def _cron_stuck_deals(self):
         """Daily: learn the typical stage times, then, when the setting is on,
-        remind the salespeople of their newly stuck deals. Each step commits on
-        its own; the reminders go in batches of deals, one short transaction each."""
+        remind the salespeople of their newly stuck deals. The learning commits
+        on its own, the reminders in batches of deals, one short transaction
+        each, for ``CALL_BUDGET`` seconds; then the action reports its progress
+        and Odoo calls it again at once while deals remain. A call that goes on
+        from the previous one does not learn again, and the deals reminded
+        before are skipped (one reminder per stay)."""
         started = time.monotonic()
-        self.env["sales.funnel.typical.time"]._learn()
-        self.env.cr.commit()  # pylint: disable=invalid-commit
+        if not self._continues_previous_call():
+            self.env["sales.funnel.typical.time"]._learn()
+            self.env.cr.commit()  # pylint: disable=invalid-commit
         batches = created = 0
+        more = False
         if self._reminders_enabled():
             last = 0
             while (upto := self._next_batch_end(last)) is not None:
                 created += self._remind_batch_committed(last, upto)
                 batches += 1
                 last = upto
+                if time.monotonic() - started >= CALL_BUDGET:
+                    more = self._next_batch_end(last) is not None
+                    break
         _logger.info(
-            "Stuck deals: typical times learned, %s reminders in %s batches, %.1f s",
+            "Stuck deals: %s reminders in %s batches of deals, %.1f s%s",
             created,
             batches,
             time.monotonic() - started,
+            ", more to come" if more else "",
         )
-        self.env["ir.cron"]._notify_progress(done=batches + 1, remaining=0)
+        self.env["ir.cron"]._notify_progress(done=batches + 1, remaining=int(more))
+
+    @api.model
+    def _continues_previous_call(self):
+        """Whether this call of the scheduled action goes on from the previous one,
+        which left deals to remind (see ``_cron_stuck_deals``)."""
+        progress_id = self.env.context.get("ir_cron_progress_id")
+        if not progress_id:
+            return False
+        Progress = self.env["ir.cron.progress"].sudo()
+        current = Progress.browse(progress_id)
+        previous = Progress.search(
+            [("cron_id", "=", current.cron_id.id), ("id", "<", progress_id)],
+            order="id desc",
+            limit=1,
+        )
+        return bool(previous.remaining)
 
     @api.model
     def _reminders_enabled(self):
@@ -76,7 +108,8 @@ class SalesFunnelStuckReminder(models.Model):
     def _next_batch_end(self, last):
         self.env.cr.execute(
             SQL(
-                "SELECT max(id) FROM (SELECT id FROM crm_lead WHERE id > %s ORDER BY id LIMIT %s) b",
+                """SELECT max(id)
+                     FROM (SELECT id FROM crm_lead WHERE id > %s ORDER BY id LIMIT %s) b""",
                 last,
                 BATCH_SIZE,
             )
@@ -88,10 +121,23 @@ class SalesFunnelStuckReminder(models.Model):
         cr = self.env.cr
         for attempt in range(RETRIES):
             try:
-                created = self._remind(SQL("l.id > %s AND l.id <= %s", after, upto))
+                # on the stays too: their index on open stays is by deal
+                created = self._remind(
+                    SQL(
+                        "l.id > %s AND l.id <= %s AND h.lead_id > %s AND h.lead_id <= %s",
+                        after,
+                        upto,
+                        after,
+                        upto,
+                    )
+                )
                 cr.commit()  # pylint: disable=invalid-commit
                 return created
-            except (errors.SerializationFailure, errors.DeadlockDetected, errors.ForeignKeyViolation):
+            except (
+                errors.SerializationFailure,
+                errors.DeadlockDetected,
+                errors.ForeignKeyViolation,
+            ):
                 cr.rollback()
                 self.env.invalidate_all()
                 _logger.info("Stuck reminders lost a race with users (try %s); again", attempt + 1)
@@ -100,8 +146,8 @@ class SalesFunnelStuckReminder(models.Model):
     @api.model
     def _remind(self, where=None):
         """Schedule a reminder activity for each newly stuck deal of ``where`` (an
-        SQL condition on the deal, alias ``l``; every deal when ``None``), in one
-        statement. A deal gets one when it is stuck (never lost or won ones),
+        SQL condition on the deal ``l`` and its open stay ``h``; every deal when
+        ``None``), in one statement. A deal gets one when it is stuck (never lost or won ones),
         its stay has had none, it has an active internal salesperson, and that
         salesperson has no open activity on it due by today (their today). The
         activity is a to-do due today, for the salesperson, in their language:
@@ -126,9 +172,13 @@ class SalesFunnelStuckReminder(models.Model):
         cr.execute(
             SQL(
                 """
-            WITH stuck AS (
-                SELECT o.lead_id, o.stage_id, o.date_in, o.limit_days, o.manual,
-                       l.name AS lead_name, l.user_id, p.tz,
+            -- the batch's stuck deals first, from its range of deals
+            WITH candidate AS MATERIALIZED (%(stays)s
+            ), stuck AS MATERIALIZED (
+                -- the activity's id drawn here: the reminder takes it without a join
+                SELECT nextval('mail_activity_id_seq') AS activity_id,
+                       o.lead_id, o.stage_id, o.date_in, o.limit_days, o.manual,
+                       o.lead_name, o.user_id, p.tz,
                        floor(EXTRACT(EPOCH FROM (%(now)s::timestamp - o.date_in)) / 86400)::int
                            AS age,
                        COALESCE(s.name ->> COALESCE(p.lang, 'en_US'), s.name ->> 'en_US')
@@ -136,10 +186,9 @@ class SalesFunnelStuckReminder(models.Model):
                        COALESCE(tx.learned, en.learned) AS learned_text,
                        COALESCE(tx.manual, en.manual) AS manual_text,
                        d.today
-                  FROM (%(stays)s) o
-                  JOIN crm_lead l ON l.id = o.lead_id
+                  FROM candidate o
                   JOIN crm_stage s ON s.id = o.stage_id
-                  JOIN res_users u ON u.id = l.user_id
+                  JOIN res_users u ON u.id = o.user_id
                   JOIN res_partner p ON p.id = u.partner_id
                   JOIN (VALUES %(todays)s) d(tz, today) ON d.tz = COALESCE(p.tz, '')
                   LEFT JOIN (VALUES %(texts)s) tx(lang, learned, manual) ON tx.lang = p.lang
@@ -154,14 +203,15 @@ class SalesFunnelStuckReminder(models.Model):
                    AND NOT EXISTS (
                         SELECT 1 FROM mail_activity a
                          WHERE a.res_model = 'crm.lead' AND a.res_id = o.lead_id
-                           AND a.user_id = l.user_id AND a.active IS TRUE
+                           AND a.user_id = o.user_id AND a.active IS TRUE
                            AND a.date_deadline <= d.today)
             ), activity AS (
                 INSERT INTO mail_activity (
-                    res_model_id, res_model, res_id, res_name, activity_type_id, summary,
+                    id, res_model_id, res_model, res_id, res_name, activity_type_id, summary,
                     date_deadline, automated, user_id, user_tz, active,
                     create_uid, create_date, write_uid, write_date)
-                SELECT %(model_id)s, 'crm.lead', st.lead_id, st.lead_name, %(type_id)s,
+                SELECT st.activity_id, %(model_id)s, 'crm.lead', st.lead_id, st.lead_name,
+                       %(type_id)s,
                        replace(replace(replace(
                            CASE WHEN st.manual THEN st.manual_text ELSE st.learned_text END,
                            %(p_days)s, st.age::text), %(p_limit)s, st.limit_days::text),
@@ -169,15 +219,14 @@ class SalesFunnelStuckReminder(models.Model):
                        st.today, TRUE, st.user_id, st.tz, TRUE,
                        %(uid)s, %(now)s, %(uid)s, %(now)s
                   FROM stuck st
-             RETURNING id, res_id
+             RETURNING id
             ), noted AS (
                 INSERT INTO sales_funnel_stuck_reminder (
                     lead_id, stage_id, stay_date_in, user_id, activity_id,
                     create_uid, create_date, write_uid, write_date)
-                SELECT st.lead_id, st.stage_id, st.date_in, st.user_id, a.id,
+                SELECT st.lead_id, st.stage_id, st.date_in, st.user_id, st.activity_id,
                        %(uid)s, %(now)s, %(uid)s, %(now)s
                   FROM stuck st
-                  JOIN activity a ON a.res_id = st.lead_id
              RETURNING user_id
             )
             SELECT user_id, count(*) FROM noted GROUP BY user_id
@@ -219,13 +268,18 @@ class SalesFunnelStuckReminder(models.Model):
         for lang, _name in self.env["res.lang"].get_installed():
             env = self.with_context(lang=lang).env
             texts[lang] = (
-                env._("In %(stage)s for %(days)s days; deals usually leave it within %(limit)s days"),
+                env._(
+                    "In %(stage)s for %(days)s days; deals usually leave it within %(limit)s days"
+                ),
                 env._("In %(stage)s for %(days)s days; the limit for this stage is %(limit)s days"),
             )
-        texts.setdefault("en_US", (
-            "In %(stage)s for %(days)s days; deals usually leave it within %(limit)s days",
-            "In %(stage)s for %(days)s days; the limit for this stage is %(limit)s days",
-        ))
+        texts.setdefault(
+            "en_US",
+            (
+                "In %(stage)s for %(days)s days; deals usually leave it within %(limit)s days",
+                "In %(stage)s for %(days)s days; the limit for this stage is %(limit)s days",
+            ),
+        )
         return texts
 
     @api.model

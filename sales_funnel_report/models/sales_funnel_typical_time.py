@@ -40,7 +40,7 @@ class SalesFunnelTypicalTime(models.Model):
         help="The sales team of the stays; empty for deals without a team.",
     )
     stay_count = fields.Integer(string="Finished Stays", readonly=True)
-    median_days = fields.Float(string="Median Days", readonly=True, digits=(16, 2))
+    median_days = fields.Float(readonly=True, digits=(16, 2))
     p75_days = fields.Float(string="75th Percentile, Days", readonly=True, digits=(16, 2))
     limit_days = fields.Integer(
         string="Stuck After (Days)",

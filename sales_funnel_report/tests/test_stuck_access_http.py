@@ -77,9 +77,7 @@ class TestStuckAccessOverHttp(HttpCase, FunnelCase):
     def state(self):
         self.env.flush_all()
         cr = self.env.cr
-        cr.execute(
-            "SELECT count(*) FROM ir_cron_trigger WHERE cron_id = %s", [self.cron.id]
-        )
+        cr.execute("SELECT count(*) FROM ir_cron_trigger WHERE cron_id = %s", [self.cron.id])
         triggers = cr.fetchone()[0]
         cr.execute("SELECT count(*) FROM sales_funnel_typical_time")
         typical = cr.fetchone()[0]

@@ -60,7 +60,12 @@ class StuckCase(FunnelCase):
 
     def stuck_view(self, deals):
         return {
-            deal.name: (deal.stage_age_days, deal.stage_limit_days, deal.is_stuck, deal.stage_age_label)
+            deal.name: (
+                deal.stage_age_days,
+                deal.stage_limit_days,
+                deal.is_stuck,
+                deal.stage_age_label,
+            )
             for deal in deals.with_env(self.env)
         }
 
@@ -122,7 +127,10 @@ class TestStuckDeals(StuckCase):
 
     def test_age_across_midnight_and_time_zones(self):
         moscow = new_test_user(
-            self.env, login="funnel_moscow", groups="sales_team.group_sale_salesman", tz="Europe/Moscow"
+            self.env,
+            login="funnel_moscow",
+            groups="sales_team.group_sale_salesman",
+            tz="Europe/Moscow",
         )
         honolulu = new_test_user(
             self.env,
@@ -245,6 +253,23 @@ class TestStuckDeals(StuckCase):
             with self.assertRaises(UserError):
                 Lead.search([("is_stuck", ">", 0)])
 
+    def test_kanban_page_queries_do_not_grow_with_deals(self):
+        self.history_in_a(range(1, 11))
+        self.learned(day(20))
+        spec = {"name": {}, "stage_age_label": {}, "is_stuck": {}, "stage_age_days": {}}
+        Lead = self.env["crm.lead"].with_user(self.manager)
+
+        def page_queries():
+            with self.reading_at(day(29)):
+                before = self.env.cr.sql_log_count
+                page = Lead.web_search_read([("team_id", "=", self.team.id)], spec)
+                return self.env.cr.sql_log_count - before, page["length"]
+
+        few = page_queries()
+        for index in range(5):
+            self.new_deal(day(20), name=f"More {index}")
+        self.assertEqual(page_queries(), (few[0], few[1] + 5))
+
     def test_stuck_by_manual_limit(self):
         self.history_in_a(range(1, 11))  # A learned: stuck after 8 days; B: nothing
         self.learned(day(20))
@@ -276,9 +301,9 @@ class TestStuckDeals(StuckCase):
         with self.reading_at(day(30)):
             self.assertEqual(self.stuck_view(won), {"Won": (29, 1, False, "29 d · limit 1")})
             self.assertEqual(
-                self.env["crm.lead"].with_context(active_test=False).search_count(
-                    [("is_stuck", "=", True)]
-                ),
+                self.env["crm.lead"]
+                .with_context(active_test=False)
+                .search_count([("is_stuck", "=", True)]),
                 0,
             )
 
@@ -332,7 +357,9 @@ class TestStuckDeals(StuckCase):
             ],
         )
         Reminder = self.env["sales.funnel.stuck.reminder"]
-        self.assertEqual(Reminder.search([("lead_id", "in", deals.ids)]).lead_id, late | later | other)
+        self.assertEqual(
+            Reminder.search([("lead_id", "in", deals.ids)]).lead_id, late | later | other
+        )
         # never twice for the same stay, even once its to-do is done
         late.activity_ids.action_done()
         self.run_daily(day(30))
