@@ -3,7 +3,8 @@
     funnel_bench.py generate -c RC -d DB --deals N --json FILE
         fill DB (the addon installed, no demo data) with N deals and their stays,
         set-based SQL only, then time the addon's full rebuild of the funnel rows
-        and VACUUM ANALYZE; the timings go to FILE.
+        and VACUUM ANALYZE, then the daily stuck-deals action (reminders on: first run,
+        then the next day's); the timings go to FILE.
     funnel_bench.py measure -c RC -d DB --json FILE [--runs 5] [--explain-dir DIR]
         time, as the admin user (uid 2, record rules applied) and through
         read_group(..., lazy=False) as the pivot view calls it: (a) Odoo's Pipeline
@@ -245,6 +246,7 @@ def generate(args):
         cr._cnx.autocommit = True
         cr.execute("VACUUM ANALYZE")
     time_batches(registry, timings)
+    time_stuck_deals(registry, timings)
     Path(args.json).write_text(json.dumps(timings, indent=1))
 
 
@@ -270,6 +272,36 @@ def time_batches(registry, timings, batches=5):
             f"max {max(times):.3f} s",
             flush=True,
         )
+
+
+def time_stuck_deals(registry, timings):
+    """The daily scheduled action of the stuck deals over every deal, as the cron runs
+    it (its commits are real): learning the typical stage times, then, with the
+    reminders on, a to-do for each stuck deal (the first run after switching them on:
+    every stuck deal is new). Then the next day's run, with nothing new to remind,
+    and the Stuck filter's count as the admin user."""
+    with registry.cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        env["ir.config_parameter"].set_param("sales_funnel_report.stuck_reminders", "True")
+        cr.commit()
+        Reminder = env["sales.funnel.stuck.reminder"]
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print("==> Daily stuck-deals action, reminders on: _cron_stuck_deals()...", flush=True)
+        with timed(timings, "daily stuck-deals action"):
+            Reminder._cron_stuck_deals()
+        timings["stuck-deals action peak RSS MB"] = round(
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        )
+        timings["peak RSS MB before the stuck-deals action"] = round(rss_before)
+        timings["stuck reminders"] = count(cr, "SELECT count(*) FROM sales_funnel_stuck_reminder")
+        timings["typical stage times"] = count(cr, "SELECT count(*) FROM sales_funnel_typical_time")
+        print("==> The next day's run, nothing new to remind...", flush=True)
+        with timed(timings, "daily stuck-deals action, no new reminder"):
+            Reminder._cron_stuck_deals()
+    with registry.cursor() as cr:
+        env = api.Environment(cr, ADMIN_UID, {})
+        with timed(timings, "Stuck filter count as admin"):
+            timings["stuck deals"] = env["crm.lead"].search_count([("is_stuck", "=", True)])
 
 
 def write_tracking(cr):
@@ -887,6 +919,21 @@ def report(args, stats, timings, results, load):
         key = f"batch of 1,000 deals, {label}"
         if key in timings:
             print(f"background {key} (how long it holds its deals): {timings[key]:.3f} s")
+    if "daily stuck-deals action" in timings:
+        print(
+            "daily stuck-deals action: {:.1f} s ({:,} typical stage times learned, {:,} "
+            "reminders scheduled), {:.1f} s the next day; peak RSS {} MB ({} MB before); "
+            "Stuck filter: {:,} deals counted in {:.2f} s".format(
+                timings["daily stuck-deals action"],
+                timings["typical stage times"],
+                timings["stuck reminders"],
+                timings["daily stuck-deals action, no new reminder"],
+                timings["stuck-deals action peak RSS MB"],
+                timings["peak RSS MB before the stuck-deals action"],
+                timings["stuck deals"],
+                timings["Stuck filter count as admin"],
+            )
+        )
     if "rebuild from chatter" in timings:
         print(
             "rebuild of the stage history from the chatter ({:,} tracking rows; stays and "
@@ -922,6 +969,12 @@ def report(args, stats, timings, results, load):
         print(
             f"{'full rebuild of funnel rows (_refresh_all_bulk())':<{width}}  "
             f"{timings['full rebuild of funnel rows']:>9.3f}  {'':>12}  {stats['facts']:>10,}"
+        )
+    if "daily stuck-deals action" in timings:
+        print(
+            f"{'daily stuck-deals action (_cron_stuck_deals())':<{width}}  "
+            f"{timings['daily stuck-deals action']:>9.3f}  {'':>12}  "
+            f"{timings['stuck reminders']:>10,}"
         )
     print()
     ok = sum(g["lead_count"] for g in funnel["groups"])

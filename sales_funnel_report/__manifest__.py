@@ -17,6 +17,7 @@
         "views/sales_funnel_step_views.xml",
         "views/crm_lead_stage_history_views.xml",
         "views/crm_lead_views.xml",
+        "views/crm_lead_stuck_views.xml",
         "views/crm_team_views.xml",
         "views/res_config_settings_views.xml",
         "wizard/crm_lead_lost_views.xml",

@@ -15,6 +15,9 @@ tests do), logs in through /web/login and saves:
     funnel-pivot.png          pivot: steps x Reached, Lost, Conversion (%), Average/Median Days
     funnel-loss-reasons.png   pivot of lost deals: steps x loss reasons, measure Lost
     deal-stage-history.png    a demo deal's form on its Stage History tab
+    stuck-deals.png           CRM pipeline of the demo team: days in stage, stuck badges
+
+--only NAME (repeatable) takes only those pictures.
 
 Each funnel picture shows the "Direct Sales" demo team over all its data (no date filter).
 The views are set up by opening the funnel action with a context of our own (search
@@ -43,6 +46,16 @@ DEMO_TEAM = ("sales_funnel_report", "demo_team_direct_sales")
 DEMO_TEAM_NAME = "Direct Sales"
 # /odoo/crm/ID: the deal's form under CRM > Pipeline (path of crm.action_your_pipeline).
 DEAL_PATH = "crm"
+PIPELINE_ACTION = "crm.crm_lead_action_pipeline"
+CRM_MENU = "crm.crm_menu_root"
+PICTURES = (
+    "funnel-view",
+    "funnel-graph",
+    "funnel-pivot",
+    "funnel-loss-reasons",
+    "deal-stage-history",
+    "stuck-deals",
+)
 
 # Hidden in every picture: tour tips, notifications, chat windows, the text cursor.
 HIDE_CSS = """
@@ -503,6 +516,41 @@ def take_deal_history(browser, out, base_url, deal_id):
     browser.screenshot(out / "deal-stage-history.png")
 
 
+def take_stuck_deals(browser, out, team_id):
+    """CRM > Pipeline of the demo team, every salesperson's deals: each card shows its
+    days in stage, red with the usual time when it is stuck."""
+    context = {"search_default_team_id": team_id, "default_type": "opportunity"}
+    browser.evaluate(f"""(async () => {{
+        const env = odoo.__WOWL_DEBUG__.root.env;
+        const {{ rpc }} = odoo.loader.modules.get("@web/core/network/rpc");
+        const action = await rpc(
+            "/web/action/load", {{ action_id: {json.dumps(PIPELINE_ACTION)} }});
+        action.context = {json.dumps(context)};
+        const menu = env.services.menu.getAll()
+            .find((m) => m.xmlid === {json.dumps(CRM_MENU)});
+        if (menu) env.services.menu.setCurrentMenu(menu);
+        await env.services.action.doAction(action, {{
+            clearBreadcrumbs: true, viewType: "kanban",
+        }});
+        return true;
+    }})()""")
+    settle(
+        browser,
+        "!!document.querySelector('.o_kanban_view .o_kanban_record .o_funnel_stuck')",
+        "the pipeline with stuck deals",
+    )
+    # Odoo's generic stages (shared by all teams, empty in the demo) come first: scroll
+    # them out, to the first column with deals.
+    browser.evaluate("""(() => {
+        const column = [...document.querySelectorAll('.o_kanban_group')]
+            .find((group) => group.querySelector('.o_kanban_record'));
+        if (column) column.scrollIntoView({ inline: 'start', block: 'nearest' });
+        return true;
+    })()""")
+    time.sleep(0.5)
+    browser.screenshot(out / "stuck-deals.png")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default="http://localhost:8069")
@@ -513,13 +561,10 @@ def main(argv=None):
     parser.add_argument("--chromium", help="Chromium executable (default: found on PATH)")
     parser.add_argument("--width", type=int, default=1400)
     parser.add_argument("--height", type=int, default=860)
-    parser.add_argument(
-        "--only-funnel-view",
-        action="store_true",
-        help="take only funnel-view.png (e.g. as a user of another language)",
-    )
     parser.add_argument("--suffix", default="", help="added to funnel-view's file name")
+    parser.add_argument("--only", action="append", choices=PICTURES, help="take only these")
     args = parser.parse_args(argv)
+    wanted = args.only or PICTURES
     base_url = args.url.rstrip("/")
 
     try:
@@ -530,21 +575,26 @@ def main(argv=None):
         browser = Browser(find_chromium(args.chromium), args.width, args.height)
         try:
             login(browser, base_url, args.db, args.login, args.password)
-            take_funnel_view(browser, args.out, team_id, args.suffix)
-            if not args.only_funnel_view:
+            if "funnel-view" in wanted:
+                take_funnel_view(browser, args.out, team_id, args.suffix)
+            if "funnel-graph" in wanted:
                 take_funnel_graph(browser, args.out, team_id)
+            if "funnel-pivot" in wanted:
                 take_funnel_pivot(browser, args.out, team_id)
+            if "funnel-loss-reasons" in wanted:
                 take_loss_reasons(browser, args.out, team_id)
+            if "deal-stage-history" in wanted:
                 take_deal_history(browser, args.out, base_url, deal_id)
+            if "stuck-deals" in wanted:
+                take_stuck_deals(browser, args.out, team_id)
         finally:
             browser.close()
     except (ScreenshotError, OSError, xmlrpc.client.Error) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    names = [f"funnel-view{args.suffix}"]
-    if not args.only_funnel_view:
-        names += ["funnel-graph", "funnel-pivot", "funnel-loss-reasons", "deal-stage-history"]
-    for name in names:
+    for name in wanted:
+        if name == "funnel-view":
+            name += args.suffix
         path = args.out / f"{name}.png"
         print(f"{path} ({path.stat().st_size // 1024} KB)")
     return 0

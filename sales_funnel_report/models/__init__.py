@@ -2,6 +2,7 @@
 from . import sales_funnel_queue
 from . import account_move
 from . import crm_lead
+from . import crm_lead_stuck
 from . import crm_lead_stage_history
 from . import crm_stage
 from . import crm_team
@@ -15,3 +16,5 @@ from . import sale_order_line
 from . import sales_funnel_job
 from . import sales_funnel_rebuild
 from . import sales_funnel_step
+from . import sales_funnel_stuck_reminder
+from . import sales_funnel_typical_time

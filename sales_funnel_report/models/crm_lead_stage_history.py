@@ -32,6 +32,13 @@ class CrmLeadStageHistory(models.Model):
         aggregator="avg",
         help="Exact time spent in the stage, in days; empty while the deal is still there.",
     )
+    # Kept apart from duration_days, so that averages stay over finished stays.
+    age_days = fields.Float(
+        string="Running For",
+        compute="_compute_age_days",
+        help="Days the deal has been in the stage so far, while it is still there (the "
+        "stay is running); empty for finished stays.",
+    )
     outcome = fields.Selection(
         [
             ("open", "Still there"),
@@ -62,6 +69,15 @@ class CrmLeadStageHistory(models.Model):
             "A stay cannot end before it began.",
         ),
     ]
+
+    @api.depends("date_in", "date_out")
+    def _compute_age_days(self):
+        now = self.env.cr.now()
+        for stay in self:
+            running = stay.date_in and not stay.date_out
+            stay.age_days = (
+                max(0.0, (now - stay.date_in).total_seconds() / 86400.0) if running else 0.0
+            )
 
     @api.model
     def _record(self, lead_ids, at=None):

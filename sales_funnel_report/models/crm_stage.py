@@ -1,13 +1,44 @@
-from odoo import api, models
+from odoo import api, fields, models
+from odoo.exceptions import ValidationError
 
 # Changing any of these moves deals' positions or reached stages in the funnel.
 PIPELINE_FIELDS = ("sequence", "team_id", "is_won")
 # A funnel step shows these of its stage.
 STEP_FIELDS = frozenset({"name", "sequence"})
+# The longest limit a stage accepts, in days (ten years): anything longer is a typo.
+MAX_ROTTING_DAYS = 3650
 
 
 class CrmStage(models.Model):
     _inherit = "crm.stage"
+
+    # Odoo 19's name and unit (crm.stage.rotting_threshold_days, "Days to rot"), so
+    # that a database upgraded to 19 keeps the managers' limits. Here it counts the
+    # days a deal has spent in the stage, and 0 means "learned from the history".
+    rotting_threshold_days = fields.Integer(
+        string="Days to rot",
+        default=0,
+        help="A deal that has spent more whole days than this in the stage is stuck. "
+        "0: the limit is learned from the history, the 75th percentile of the time deals "
+        "spent in this stage over the last months (none with fewer than 10 stays).",
+    )
+    funnel_typical_time_ids = fields.One2many(
+        "sales.funnel.typical.time", "stage_id", string="Typical Time", readonly=True
+    )
+
+    @api.constrains("rotting_threshold_days")
+    def _check_rotting_threshold_days(self):
+        for stage in self:
+            if not 0 <= (stage.rotting_threshold_days or 0) <= MAX_ROTTING_DAYS:
+                raise ValidationError(
+                    self.env._(
+                        "Days to rot of stage %(stage)s must be between 0 and %(max)s days "
+                        "(0: learned from the history); %(days)s was given.",
+                        stage=stage.name,
+                        max=MAX_ROTTING_DAYS,
+                        days=stage.rotting_threshold_days,
+                    )
+                )
 
     @api.model_create_multi
     def create(self, vals_list):

@@ -17,4 +17,6 @@ from . import test_readonly
 from . import test_rebuild
 from . import test_russian
 from . import test_stage_history
+from . import test_stuck_access_http
+from . import test_stuck_deals
 from . import test_time_zones
