@@ -157,6 +157,14 @@ class CrmLead(models.Model):
         return SQL("SELECT lead_id FROM (%s) stuck", self._open_stays_sql(self._stuck_where_sql()))
 
     @api.model
+    def _stuck_condition_sql_on(self, lead_id):
+        """SQL condition that the deal whose id is ``lead_id`` (an SQL expression or
+        a column name) is stuck now: the rule of :meth:`_stuck_condition_sql`."""
+        if isinstance(lead_id, str):
+            lead_id = SQL(lead_id)
+        return SQL("%s IN (%s)", lead_id, self._stuck_leads_sql())
+
+    @api.model
     def _stuck_condition_sql(self, lead_alias):
         """SQL condition that the deal ``lead_alias.id`` is stuck now, for reports
         that count stuck deals (e.g. per funnel step): the same rule as the

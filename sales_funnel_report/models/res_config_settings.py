@@ -1,10 +1,9 @@
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, ValidationError
 
-from .sales_funnel_typical_time import DEFAULT_WINDOW_MONTHS, MAX_WINDOW_MONTHS
-
 from ..report.sales_funnel_report import WON_MEANS_PARAM
 from .crm_lead import LOST_REASON_REQUIRED_PARAM
+from .sales_funnel_typical_time import DEFAULT_WINDOW_MONTHS, MAX_WINDOW_MONTHS
 
 
 class ResConfigSettings(models.TransientModel):

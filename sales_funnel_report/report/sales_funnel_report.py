@@ -58,6 +58,7 @@ MEASURES = {
     "passed_count",
     "lost_count",
     "open_count",
+    "stuck_count",
     "won_count",
     "won_deal_count",
     "expected_revenue",
@@ -203,6 +204,12 @@ class SalesFunnelReport(models.Model):
     open_count = fields.Integer(
         string="Open", readonly=True, help="Deals still at the step, neither lost nor won."
     )
+    stuck_count = fields.Integer(
+        string="Stuck",
+        readonly=True,
+        help="Open deals that have been in their stage longer than its limit (the stage's "
+        "Days to rot, else the time its deals usually take there).",
+    )
     won_count = fields.Integer(
         string="Won",
         readonly=True,
@@ -331,6 +338,7 @@ class SalesFunnelReport(models.Model):
                    %(passed)s::int AS passed_count, %(lost)s::int AS lost_count,
                    %(open)s::int AS open_count, %(won)s::int AS won_count,
                    %(won_in_the_end)s::int AS won_deal_count,
+                   (%(open)s AND %(stuck)s)::int AS stuck_count,
                    CASE WHEN step.code = 'paid' THEN NULL
                         ELSE %(passed)s::int * 100.0 END AS conversion_rate,
                    %(won_in_the_end)s::int * 100.0 AS win_rate
@@ -348,6 +356,7 @@ class SalesFunnelReport(models.Model):
             open=flags_sql("f", values["state"]["open"]),
             won=flags_sql("f", values["state"]["won"]),
             won_in_the_end=flags_sql("f", values["won_in_the_end"][True]),
+            stuck=self.env["crm.lead"]._stuck_condition_sql_on("f.lead_id"),
         )
 
     @api.model
@@ -404,6 +413,9 @@ class SalesFunnelReport(models.Model):
         # Whether a group can be one step's numbers (see _measure_sql): grouped by
         # the step (or its stage, or a fulfilment step), or the rows of a domain.
         by_step = not groupby or any(spec.split(":")[0] in STEP_DIMENSIONS for spec in groupby)
+        if any(spec.startswith("stuck_count") for spec in aggregates):
+            # stuck is read at cr.now() from the stays, stages and learned times
+            self.env["crm.lead"]._flush_stuck_sources()
         report = self.with_context(sales_funnel_by_step=by_step)
         return super(SalesFunnelReport, report)._read_group(
             domain, groupby, aggregates, having, offset, limit, order
@@ -468,6 +480,12 @@ class SalesFunnelReport(models.Model):
         if fname in ("lost_count", "open_count", "won_count"):
             # only ever at the position: the same count in both kinds of group
             return count(flags(values["state"][fname.removesuffix("_count")]))
+        if fname == "stuck_count":
+            # open at the position, and stuck there now (crm_lead_stuck.py)
+            return count(
+                flags(values["state"]["open"]),
+                self.env["crm.lead"]._stuck_condition_sql_on(column("lead_id")),
+            )
         if fname == "won_deal_count":
             return per_step_or_deal(count(won_in_the_end), count(won_in_the_end, at_position))
         if fname == "expected_revenue":
@@ -625,6 +643,7 @@ class SalesFunnelReport(models.Model):
             "lost_count": [("state", "=", "lost")],
             "open_count": [("state", "=", "open")],
             "won_count": [("state", "=", "won")],
+            "stuck_count": [("state", "=", "open"), ("lead_id.is_stuck", "=", True)],
             "won_deal_count": self._won_in_the_end_domain(),
             "win_rate": self._won_in_the_end_domain(),
         }.get(measure, [])

@@ -252,6 +252,28 @@ class TestStuckDeals(StuckCase):
             )
             with self.assertRaises(UserError):
                 Lead.search([("is_stuck", ">", 0)])
+            # the funnel: per step, the stuck among the open deals, and their deals
+            Report = self.env["sales.funnel.report"].with_user(self.manager)
+            funnel_deals = [("lead_id", "in", (deals | lost).ids)]
+            by_step = {
+                g["step_id"][1]: (g["lead_count"], g["open_count"], g["stuck_count"])
+                for g in Report.read_group(
+                    funnel_deals,
+                    ["lead_count:sum", "open_count:sum", "stuck_count:sum"],
+                    ["step_id"],
+                    lazy=False,
+                )
+            }
+            self.assertEqual(by_step["A"], (4, 3, 2))
+            [total] = Report.read_group(funnel_deals, ["stuck_count:sum"], [])
+            self.assertEqual(total["stuck_count"], 2)
+            step_a = self.env["sales.funnel.step"].search([("stage_id", "=", self.stage_a.id)])
+            action = Report.get_deals_action(
+                [*funnel_deals, ("step_id", "=", step_a.id)], "stuck_count"
+            )
+            self.assertEqual(action["name"], "A · Stuck")
+            shown = Lead.with_context(**action["context"]).search(action["domain"])
+            self.assertEqual(shown, late | other)
 
     def test_kanban_page_queries_do_not_grow_with_deals(self):
         self.history_in_a(range(1, 11))

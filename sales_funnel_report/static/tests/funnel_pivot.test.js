@@ -42,12 +42,6 @@ class SalesFunnelReport extends models.Model {
         {id: 4, step_id: 2, create_date: "2016-11-06 10:00:00", lead_count: 1},
         {id: 5, step_id: 3, create_date: "2016-11-07 10:00:00", lead_count: 1},
     ];
-    _views = {
-        search: `
-            <search>
-                <filter name="created" date="create_date" default_period="month"/>
-            </search>`,
-    };
 }
 
 defineModels({...mailModels, SalesFunnelReport, SalesFunnelStep});
@@ -88,7 +82,7 @@ test("a measure that does not apply is an empty cell in the xlsx", async () => {
     let exported = null;
     patchWithCleanup(download, {
         _download: async ({data}) => {
-            exported = JSON.parse(data.data);
+            exported = JSON.parse(await data.data.text());
         },
     });
     await mountView({type: "pivot", resModel: "sales.funnel.report", arch: PIVOT});
@@ -112,6 +106,10 @@ test("comparing periods keeps the steps in funnel order", async () => {
         type: "pivot",
         resModel: "sales.funnel.report",
         arch: PIVOT,
+        searchViewArch: `
+            <search>
+                <filter name="created" date="create_date" default_period="month"/>
+            </search>`,
         context: {search_default_created: 1},
     });
     await toggleSearchBarMenu();

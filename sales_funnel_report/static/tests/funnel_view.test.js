@@ -90,6 +90,7 @@ function stepGroup(step, values, extra = {}) {
         passed_count: values.passed_count,
         lost_count: values.lost_count,
         open_count: values.open_count,
+        stuck_count: values.stuck_count ?? 0,
         won_count: values.won_count,
         conversion_rate: values.conversion_rate ?? false,
         win_rate: values.win_rate ?? false,
@@ -119,6 +120,7 @@ const STEPS = [
         passed_count: 40,
         lost_count: 30,
         open_count: 10,
+        stuck_count: 4,
         won_count: 0,
         conversion_rate: 50,
         win_rate: 12.5,
@@ -550,6 +552,37 @@ test("grouped by team: one funnel per team on the same scale", async () => {
     expect(queryAllTexts(".o_funnel_summary")).toEqual([
         "Most deals are lost at Primary contact (30 of 80). Primary contact takes longest (median 5.5 days).",
         "Most deals are lost at Primary contact (30 of 30). Primary contact takes longest (median 5.5 days).",
+    ]);
+});
+
+test("stuck deals: counted next to the open ones, and opened", async () => {
+    mockFunnel();
+    const actions = [];
+    mockService("action", {
+        doAction(action) {
+            actions.push(action);
+        },
+    });
+    await mountView({type: "funnel", resModel: "sales.funnel.report", arch: ARCH});
+    expect(queryAllTexts(".o_funnel_stuck")).toEqual(["4 stuck"]);
+    await contains(".o_funnel_step[data-step-id='2'] .o_funnel_stuck").click();
+    expect(actions.map((action) => [action.name, action.domain])).toEqual([
+        [
+            "Primary contact · Stuck",
+            [
+                [
+                    "funnel_report_ids",
+                    "any",
+                    [
+                        "&",
+                        ["step_id", "=", 2],
+                        "&",
+                        ["state", "=", "open"],
+                        ["lead_id.is_stuck", "=", true],
+                    ],
+                ],
+            ],
+        ],
     ]);
 });
 

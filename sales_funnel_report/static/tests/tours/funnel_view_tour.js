@@ -34,7 +34,7 @@ registry.category("web_tour.tours").add("sales_funnel_view_tour", {
             run() {
                 assertEqual(
                     queryAllTexts(".o_funnel_step_name"),
-                    ["Primary contact", "Proposal", "Won"],
+                    ["Primary contact", "Proposal", "Won (View tour team)"],
                     "steps"
                 );
                 assertEqual(

@@ -10,6 +10,7 @@ export const STEP_MEASURES = [
     "passed_count:sum",
     "lost_count:sum",
     "open_count:sum",
+    "stuck_count:sum",
     "won_count:sum",
     "conversion_rate:avg",
     "win_rate:avg",
@@ -146,6 +147,7 @@ export class FunnelModel extends Model {
             passed_count: 0,
             lost_count: 0,
             open_count: 0,
+            stuck_count: 0,
             won_count: 0,
             conversion_rate: null,
             win_rate: null,
@@ -173,6 +175,7 @@ export class FunnelModel extends Model {
             passed_count: group.passed_count || 0,
             lost_count: group.lost_count || 0,
             open_count: group.open_count || 0,
+            stuck_count: group.stuck_count || 0,
             won_count: group.won_count || 0,
             conversion_rate: valueOrNull(group.conversion_rate),
             win_rate: valueOrNull(group.win_rate),
@@ -289,6 +292,8 @@ export class FunnelModel extends Model {
                     reached,
                     lost,
                     open,
+                    // a count of deals in both modes: who to call today
+                    stuck: step.stuck_count,
                     dropOff: reached - passed,
                     lostShare: reached ? (lost / reached) * 100 : null,
                     width: scale ? (reached / scale) * 100 : 0,
@@ -322,10 +327,13 @@ export class FunnelModel extends Model {
     }
 
     /** The report domain of a part of a band (its deals: the outcome, the reason). */
-    getPartDomain(step, {state, reasonId, otherThan} = {}) {
+    getPartDomain(step, {state, reasonId, otherThan, stuck} = {}) {
         const parts = [step.domain || this._stepDomain(step)];
         if (state) {
             parts.push([["state", "=", state]]);
+        }
+        if (stuck) {
+            parts.push([["lead_id.is_stuck", "=", true]]);
         }
         if (reasonId !== undefined) {
             parts.push([["lost_reason_id", "=", reasonId]]);

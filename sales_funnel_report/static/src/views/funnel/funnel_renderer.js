@@ -98,6 +98,10 @@ export class FunnelRenderer extends Component {
         return _t("Still open %(value)s", {value: this.formatValue(band.open)});
     }
 
+    stuckText(band) {
+        return _t("%(count)s stuck", {count: band.stuck});
+    }
+
     daysText(band) {
         const {duration_days, duration_median_days} = band.step;
         if (duration_days === null) {
@@ -272,6 +276,10 @@ export class FunnelRenderer extends Component {
                 titles.push(_t("Other reasons"));
                 options.otherThan = part.other.ids;
             }
+        } else if (part.state === "open" && part.stuck) {
+            titles.push(_t("Stuck"));
+            options.state = "open";
+            options.stuck = true;
         } else if (part.state === "open") {
             titles.push(_t("Still open"));
             options.state = "open";
