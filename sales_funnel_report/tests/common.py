@@ -1,8 +1,13 @@
+"""What the addon's tests share: the measures, the scenario's clock, the funnel
+table helpers and :class:`FunnelCase`, a team's pipeline on Odoo's own test bases
+(``TransactionCase``, and ``MailCase`` for its clock and its tracking flush)."""
+
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from unittest.mock import patch
 
-from odoo.tests import TransactionCase, freeze_time, new_test_user
+from odoo.tests import TransactionCase, new_test_user
+
+from odoo.addons.mail.tests.common import MailCase
 
 # The measures the funnel's graph and pivot ask for, with their aggregators.
 MEASURES = [
@@ -35,19 +40,48 @@ def day(n, hours=0):
     return START + timedelta(days=n, hours=hours)
 
 
-class FunnelCase(TransactionCase):
-    """A team with its own pipeline A → B → C → Won, as in the worked example
-    (design/funnel-example.md), two loss reasons and a salesman who only sees
-    his own deals."""
+def funnel_row(group):
+    """A ``read_group`` group of the funnel's measures (:data:`MEASURES`) as its
+    table shows it: (reached, passed, lost, open, won, conversion %, win rate %,
+    average days, median days), rates to one decimal, None where a value is empty."""
+    return (
+        group["lead_count"],
+        group["passed_count"],
+        group["lost_count"],
+        group["open_count"],
+        group["won_count"],
+        rate(group["conversion_rate"]),
+        rate(group["win_rate"]),
+        empty_or_rounded(group["duration_days"]),
+        empty_or_rounded(group["duration_median_days"]),
+    )
+
+
+def funnel_table(groups, groupby=None):
+    """The groups as {name of the group's ``groupby`` value: :func:`funnel_row`},
+    in the groups' order; without a group-by, the one total row as "total"."""
+    return {(group[groupby][1] if groupby else "total"): funnel_row(group) for group in groups}
+
+
+def park_shared_stages(env, name="Other pipeline"):
+    """Stages without a team belong to every pipeline: park the ones the database
+    came with in a team of their own, so a test's pipeline is exactly its own
+    stages. Return that team."""
+    team = env["crm.team"].create({"name": name})
+    env["crm.stage"].search([("team_id", "=", False)]).write({"team_id": team.id})
+    return team
+
+
+class FunnelCase(TransactionCase, MailCase):
+    """A team with its own pipeline A → B → C → Won, as in the funnel's worked
+    example (``funnel-example.md`` of the team's design notes, kept outside this
+    repository), two loss reasons and a salesman who only sees his own deals."""
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         env = cls.env
-        # Stages without a team belong to every pipeline: park the ones the
-        # database came with in a team of their own so the pipeline is exactly ours.
-        cls.other_team = env["crm.team"].create({"name": "Other pipeline"})
-        env["crm.stage"].search([("team_id", "=", False)]).write({"team_id": cls.other_team.id})
+        cls.other_team = park_shared_stages(env)
         cls.team = env["crm.team"].create({"name": "Funnel team"})
         Stage = env["crm.stage"]
         cls.stage_a = Stage.create({"name": "A", "sequence": 1, "team_id": cls.team.id})
@@ -80,12 +114,13 @@ class FunnelCase(TransactionCase):
     @contextmanager
     def at(self, when):
         """Run the block as one transaction at ``when``: Python's and the
-        transaction's clock are frozen (history time is ``cr.now()``), and leaving
-        the block runs what a commit runs before committing (tracking, and the
-        funnel's recording of the deals the block changed)."""
-        with freeze_time(when), patch.object(self.env.cr, "now", lambda: when):
+        transaction's clock are frozen (history time is ``cr.now()``, see
+        ``MailCase.mock_datetime_and_now``), and leaving the block runs what a
+        commit runs before committing (tracking, and the funnel's recording of the
+        deals the block changed), still at ``when``."""
+        with self.mock_datetime_and_now(when):
             yield
-            self.env.cr.flush()
+            self.flush_tracking()
 
     def new_deal(self, when, stage=None, name="Deal", user=None, **vals):
         """A deal created by its salesperson, who then works it (moves, loses, wins)."""
@@ -133,10 +168,36 @@ class FunnelCase(TransactionCase):
             for stay in history.sorted(lambda s: (s.date_in, s.id))
         ]
 
+    def deal_state(self, deal):
+        """The deal's status (``deal_state``), the same on each of its funnel rows."""
+        states = (
+            self.env["sales.funnel.report"].search([("lead_id", "=", deal.id)]).mapped("deal_state")
+        )
+        self.assertEqual(len(set(states)), 1, f"one status on every row of {deal.name}")
+        return states[0]
+
+    def queries_to_record(self, change, when):
+        """The queries the funnel's recording costs at commit, after ``change()``
+        at ``when`` (the change's own queries are not counted)."""
+        with self.at(when):
+            change()
+            self.env.flush_all()
+            before = self.cr.sql_log_count
+            self.env["sales.funnel.queue"]._process()
+            return self.cr.sql_log_count - before
+
+    def assert_recording_queries_constant(self, change, few, many, when):
+        """Recording ``change(deals)`` costs as many queries for ``few`` deals as for
+        ``many``: no query per deal."""
+        self.assertEqual(
+            self.queries_to_record(lambda: change(few), when),
+            self.queries_to_record(lambda: change(many), when),
+        )
+
     def run_funnel_jobs(self):
         """Commit-time work, then the queued background jobs to their end, in this
         transaction, as the scheduled action runs them batch by batch."""
-        self.env.cr.flush()
+        self.flush_tracking()
         Job = self.env["sales.funnel.job"]
         batches = 0
         while Job._process_one_batch():
@@ -155,7 +216,7 @@ class FunnelCase(TransactionCase):
 
     def funnel_rows(self, deals):
         """The stored funnel rows of ``deals``, comparable between two runs."""
-        self.env.cr.flush()
+        self.flush_tracking()
         facts = self.env["sales.funnel.fact"].sudo().search([("lead_id", "in", deals.ids)])
         return sorted(
             (

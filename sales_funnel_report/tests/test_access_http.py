@@ -1,8 +1,8 @@
-from unittest.mock import patch
-
 from odoo.exceptions import AccessError
-from odoo.tests import HttpCase, freeze_time, new_test_user, tagged
+from odoo.tests import HttpCase, new_test_user, tagged
 from odoo.tests.common import JsonRpcException
+
+from odoo.addons.mail.tests.common import MailCase
 
 from .common import FunnelCase, day
 
@@ -98,11 +98,12 @@ class TestAccessOverHttp(HttpCase, FunnelCase):
     @classmethod
     def _transaction(cls, when, action):
         """Run ``action`` as a transaction committed at ``when``: the chatter's
-        tracking and the stays are written at that time."""
-        with freeze_time(when), patch.object(cls.env.cr, "now", lambda: when):
+        tracking and the stays are written at that time. ``FunnelCase.at`` for the
+        class's data: MailCase's helpers only use ``env`` and ``cr``, which the
+        class has."""
+        with MailCase.mock_datetime_and_now(cls, when):
             result = action()
-            cls.env.flush_all()
-            cls.env.cr.precommit.run()
+            MailCase.flush_tracking(cls)
         return result
 
     def snapshot(self):
@@ -276,7 +277,7 @@ class TestAccessOverHttp(HttpCase, FunnelCase):
             self.env["res.config.settings"].with_user(user).action_rebuild_stage_history()
         self.assertEqual(caught.exception.args[0], REBUILD_REFUSED)
 
-    def test_scenario(self):
+    def test_stays_of_both_companies_deals(self):
         self.assertEqual(
             self.readable_stays(),
             [
@@ -287,19 +288,19 @@ class TestAccessOverHttp(HttpCase, FunnelCase):
             ],
         )
 
-    def test_portal_user(self):
+    def test_portal_user_changes_nothing(self):
         self.assert_all_refused(self.portal)
 
-    def test_internal_user_without_sales(self):
+    def test_internal_user_without_sales_changes_nothing(self):
         self.assert_all_refused(self.internal)
 
-    def test_salesman_own_documents(self):
+    def test_salesman_own_documents_changes_nothing(self):
         self.assert_all_refused(self.salesman)
 
-    def test_salesman_all_documents(self):
+    def test_salesman_all_documents_changes_nothing(self):
         self.assert_all_refused(self.all_docs)
 
-    def test_salesman_of_second_company(self):
+    def test_salesman_of_second_company_changes_nothing(self):
         self.assert_all_refused(self.salesman2)
 
     def test_sales_manager_renames_fulfilment_steps_only(self):
@@ -331,7 +332,7 @@ class TestAccessOverHttp(HttpCase, FunnelCase):
             self.env["res.config.settings"].with_user(self.manager).action_rebuild_stage_history()
         self.assertEqual(caught.exception.args[0], REBUILD_REFUSED)
 
-    def test_administrator_rebuilds(self):
+    def test_administrator_rebuilds_and_renames_fulfilment_steps_only(self):
         stays = self.readable_stays()
         # a stay lost outside the ORM: the rebuild brings it back from the chatter
         self.env.cr.execute(

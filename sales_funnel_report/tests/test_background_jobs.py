@@ -26,7 +26,7 @@ class TestPipelineChangesQueueJobs(FunnelCase):
             {"sequence": self.stage_b.sequence, "is_won": False, "team_id": self.team.id}
         )
         self.stage_b.with_user(self.manager).write({"name": "B renamed"})
-        self.env.cr.flush()
+        self.flush_tracking()
         self.assertEqual(self.Job.search_count([]), 0)
 
     def test_resequencing_waits_for_the_job_then_is_exact(self):
@@ -69,7 +69,7 @@ class TestPipelineChangesQueueJobs(FunnelCase):
         self.assertEqual(self.axis(deal), [("A", "passed"), ("B", "open")])
         # the same value again: nothing to do
         self.team.with_user(self.manager).write({"funnel_own_stages_only": True})
-        self.env.cr.flush()
+        self.flush_tracking()
         self.assertEqual(self.Job.search_count([]), 0)
 
     def test_a_job_stopped_between_batches_resumes_where_it_stopped(self):
@@ -77,7 +77,7 @@ class TestPipelineChangesQueueJobs(FunnelCase):
         self.run_funnel_jobs()
         with self.at(day(1)):
             self.stage_b.with_user(self.manager).write({"sequence": 0})
-        self.env.cr.flush()
+        self.flush_tracking()
         with patch.object(sales_funnel_job, "BATCH_SIZE", 2):
             self.assertTrue(self.Job._process_one_batch())
             job = self.Job.search([])
@@ -101,7 +101,7 @@ class TestPipelineChangesQueueJobs(FunnelCase):
         self.assertFalse(Report.get_update_notice())
         with self.at(day(1)):
             self.stage_b.with_user(self.manager).write({"sequence": 0})
-        self.env.cr.flush()
+        self.flush_tracking()
         self.assertEqual(
             Report.get_update_notice(), "Updating the funnel after a pipeline change..."
         )
@@ -126,7 +126,7 @@ class TestPipelineChangesQueueJobs(FunnelCase):
         self.run_funnel_jobs()
         with self.at(day(1)):
             self.stage_b.with_user(self.manager).write({"sequence": 0})
-        self.env.cr.flush()
+        self.flush_tracking()
         cron = self.env.ref("sales_funnel_report.ir_cron_sales_funnel_jobs")
         Trigger = self.env["ir.cron.trigger"].sudo()
         calls = []
@@ -166,7 +166,7 @@ class TestPipelineChangesQueueJobs(FunnelCase):
         admin = new_test_user(self.env, login="funnel_admin", groups="base.group_system")
         self.env["res.config.settings"].with_user(admin).create({}).action_rebuild_stage_history()
         self.run_funnel_jobs()
-        self.env.cr.flush()  # the bus sends at commit
+        self.flush_tracking()  # the bus sends at commit
         sent = self.env["bus.bus"].sudo().search([("message", "like", "Stage history rebuilt")])
         self.assertEqual(len(sent), 1)
         self.assertIn(f'"res.partner",{admin.partner_id.id}]', sent.channel)
@@ -177,7 +177,7 @@ class TestPipelineChangesQueueJobs(FunnelCase):
             self.stage_b.with_user(self.manager).write({"sequence": 5})
         with self.at(day(2)):
             self.env["crm.stage"].with_user(self.manager).create({"name": "Shared", "sequence": 9})
-        self.env.cr.flush()
+        self.flush_tracking()
         first, second = self.Job.search([])
         self.assertEqual((first.all_deals, second.all_deals), (False, True))
         self.Job._process_one_batch()
@@ -274,7 +274,7 @@ class TestOneDragOneJob(HttpCase):
     """Dragging a row of the stage list saves every stage of the list, one by one,
     through /web/dataset/resequence: one request, one job."""
 
-    def test_drag_in_the_stage_list(self):
+    def test_drag_in_the_stage_list_queues_one_job(self):
         team = self.env["crm.team"].create({"name": "Drag team"})
         stages = self.env["crm.stage"].create(
             [

@@ -26,7 +26,7 @@ class TestBadInput(FunnelCase):
     def count(self, *terms):
         return self.report.search_count(self.ours + list(terms))
 
-    def test_scenario(self):
+    def test_scenario_rows_by_outcome_status_and_type(self):
         self.assertEqual(self.count(), 5)
         self.assertEqual(self.count(("state", "=", "passed")), 3)
         self.assertEqual(self.count(("state", "=", "won")), 1)

@@ -144,13 +144,6 @@ class TestFulfilmentSteps(FulfilmentCase):
         )
         self.assertEqual(self.deal_state(deal), "paid")
 
-    def deal_state(self, deal):
-        states = (
-            self.env["sales.funnel.report"].search([("lead_id", "=", deal.id)]).mapped("deal_state")
-        )
-        self.assertEqual(len(set(states)), 1)
-        return states[0]
-
 
 @tagged("post_install", "-at_install")
 class TestFulfilmentEdges(FulfilmentCase):
@@ -234,32 +227,27 @@ class TestFulfilmentEdges(FulfilmentCase):
         few = [self.deal(day(0), name=f"few {i}") for i in range(2)]
         many = [self.deal(day(0), name=f"many {i}") for i in range(12)]
 
-        def queries_to_record(deals):
-            with self.at(day(1)):
-                orders = self.env["sale.order"].create(
-                    [
-                        {
-                            "partner_id": self.customer.id,
-                            "opportunity_id": deal.id,
-                            "order_line": [(0, 0, {"product_id": self.product.id})],
-                        }
-                        for deal in deals
-                    ]
-                )
-                for order in orders:  # one confirmation per order
-                    order.action_confirm()
-                self.env.flush_all()
-                before = self.cr.sql_log_count
-                self.env["sales.funnel.queue"]._process()
-                return self.cr.sql_log_count - before
+        def confirm_orders(deals):
+            orders = self.env["sale.order"].create(
+                [
+                    {
+                        "partner_id": self.customer.id,
+                        "opportunity_id": deal.id,
+                        "order_line": [(0, 0, {"product_id": self.product.id})],
+                    }
+                    for deal in deals
+                ]
+            )
+            for order in orders:  # one confirmation per order
+                order.action_confirm()
 
-        self.assertEqual(queries_to_record(few), queries_to_record(many))
+        self.assert_recording_queries_constant(confirm_orders, few, many, day(1))
         orders = self.env["sales.funnel.report"].search_count(
             [("lead_id", "in", [deal.id for deal in many]), ("step_code", "=", "order")]
         )
         self.assertEqual(orders, 12)
 
-    def test_salesman_sees_only_his_deals_orders(self):
+    def test_salesman_sees_only_the_orders_of_his_deals(self):
         mine = self.deal(day(0), name="Mine")
         theirs = self.new_deal(
             day(0), name="Theirs", user=self.other_salesman, partner_id=self.customer.id

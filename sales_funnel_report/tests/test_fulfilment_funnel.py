@@ -1,6 +1,7 @@
 from odoo.tests import tagged
 
-from .common import MEASURES, day, empty_or_rounded, rate
+from ..report.sales_funnel_report import WON_MEANS_PARAM
+from .common import MEASURES, day, funnel_table
 from .fulfilment_common import FulfilmentCase
 
 WON = "Won (Funnel team)"
@@ -50,20 +51,7 @@ class TestFulfilmentFunnel(FulfilmentCase):
                 lazy=False,
             )
         )
-        return {
-            row[groupby[0]][1] if groupby else "total": (
-                row["lead_count"],
-                row["passed_count"],
-                row["lost_count"],
-                row["open_count"],
-                row["won_count"],
-                rate(row["conversion_rate"]),
-                rate(row["win_rate"]),
-                empty_or_rounded(row["duration_days"]),
-                empty_or_rounded(row["duration_median_days"]),
-            )
-            for row in rows
-        }
+        return funnel_table(rows, groupby[0] if groupby else None)
 
     def test_funnel_by_step_won_stage_meaning(self):
         funnel = self.funnel()
@@ -92,7 +80,7 @@ class TestFulfilmentFunnel(FulfilmentCase):
         self.assertEqual(self.funnel(groupby=())["total"][:7], (6, False, 2, 0, 4, None, 66.7))
 
     def test_won_means_paid(self):
-        self.env["ir.config_parameter"].set_param("sales_funnel_report.won_means", "paid")
+        self.env["ir.config_parameter"].set_param(WON_MEANS_PARAM, "paid")
         funnel = self.funnel()
         self.assertEqual(
             {step: row[3:7] for step, row in funnel.items()},
@@ -116,10 +104,11 @@ class TestFulfilmentFunnel(FulfilmentCase):
             [("lead_id", "in", self.deals.ids), ("won_count", "=", 1)]
         )
         self.assertEqual(set(paid_rows.mapped("step_id.name")), {"Paid"})
-        self.env["ir.config_parameter"].set_param("sales_funnel_report.won_means", "stage")
+        # back to the default (no parameter): the won stage counts again
+        self.env["ir.config_parameter"].set_param(WON_MEANS_PARAM, False)
         self.assertEqual(self.funnel()[WON][4], 1)
 
-    def test_filters_for_fulfilment(self):
+    def test_filters_on_fulfilment_outcome_and_deal_status(self):
         lost = self.funnel([("state", "=", "lost"), ("is_fulfilment", "=", True)])
         self.assertEqual(lost, {"Order": (1, 0, 1, 0, 0, 0.0, 0.0, None, None)})
         paid = self.env["sales.funnel.report"].search(
@@ -135,8 +124,3 @@ class TestFulfilmentFunnel(FulfilmentCase):
         by_stage = self.funnel([("is_fulfilment", "=", False)], groupby=("stage_id",))
         self.assertEqual(list(by_stage), ["A", "B", "C", "Won"])
         self.assertEqual(by_stage["Won"], self.funnel()[WON])
-
-    def deal_state(self, deal):
-        return (
-            self.env["sales.funnel.report"].search([("lead_id", "=", deal.id)], limit=1).deal_state
-        )

@@ -1,5 +1,7 @@
 from odoo.tests import HttpCase, new_test_user, tagged
 
+from .common import park_shared_stages
+
 
 @tagged("post_install", "-at_install")
 class TestFunnelDrillDownUi(HttpCase):
@@ -10,8 +12,7 @@ class TestFunnelDrillDownUi(HttpCase):
     def setUpClass(cls):
         super().setUpClass()
         env = cls.env
-        other_team = env["crm.team"].create({"name": "Other pipeline"})
-        env["crm.stage"].search([("team_id", "=", False)]).write({"team_id": other_team.id})
+        park_shared_stages(env)
         cls.salesman = new_test_user(
             env,
             login="funnel_drill",

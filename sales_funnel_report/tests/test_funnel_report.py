@@ -1,12 +1,13 @@
 from odoo.exceptions import AccessError
-from odoo.tests import tagged
+from odoo.tests import tagged, users
 
-from .common import MEASURES, FunnelCase, day, empty_or_rounded, rate
+from .common import MEASURES, FunnelCase, day, empty_or_rounded, funnel_table, rate
 
 
 @tagged("post_install", "-at_install")
 class TestFunnelReport(FunnelCase):
-    """The worked example of design/funnel-example.md, number for number."""
+    """The funnel's worked example (``funnel-example.md`` of the team's design
+    notes, outside this repository), number for number."""
 
     @classmethod
     def setUpClass(cls):
@@ -46,28 +47,11 @@ class TestFunnelReport(FunnelCase):
         )
         return rows
 
-    def by_stage(self, rows):
-        result = {}
-        for row in rows:
-            key = row["stage_id"][1] if row.get("stage_id") else "total"
-            result[key] = (
-                row["lead_count"],
-                row["passed_count"],
-                row["lost_count"],
-                row["open_count"],
-                row["won_count"],
-                rate(row["conversion_rate"]),
-                rate(row["win_rate"]),
-                empty_or_rounded(row["duration_days"]),
-                empty_or_rounded(row["duration_median_days"]),
-            )
-        return result
-
     def test_funnel_by_stage_and_total(self):
         rows = self.funnel()
         self.assertEqual([row["stage_id"][1] for row in rows], ["A", "B", "C", "Won"])
         self.assertEqual(
-            self.by_stage(rows),
+            funnel_table(rows, "stage_id"),
             {
                 "A": (4, 3, 1, 0, 0, 75.0, 25.0, 2.25, 2.0),
                 "B": (3, 2, 0, 1, 0, 66.7, 33.3, 1.0, 1.0),
@@ -76,15 +60,15 @@ class TestFunnelReport(FunnelCase):
             },
         )
         # each deal once, at its position: 4 deals, 2 lost, 1 open, 1 won; nobody
-        # passes the whole funnel (design/funnel-example.md, total row)
+        # passes the whole funnel (the worked example's total row)
         self.assertEqual(
-            self.by_stage(self.funnel(groupby=())),
+            funnel_table(self.funnel(groupby=())),
             {
                 "total": (4, False, 2, 1, 1, None, 25.0, 2.0, 2.0),
             },
         )
 
-    def test_rows_per_deal(self):
+    def test_rows_per_deal_and_stage(self):
         rows = self.Report._read_group(
             [("lead_id", "in", self.deals.ids)],
             ["lead_id", "stage_id", "state", "skipped", "visit_count", "lost_reason_id"],
@@ -138,7 +122,7 @@ class TestFunnelReport(FunnelCase):
 
     def test_cohort_and_activity_periods(self):
         # Cohort: deals created on day 2 or later (D4 only).
-        cohort = self.by_stage(self.funnel(domain=[("create_date", ">=", day(1))]))
+        cohort = funnel_table(self.funnel(domain=[("create_date", ">=", day(1))]), "stage_id")
         self.assertEqual(cohort, {"A": (1, 0, 1, 0, 0, 0.0, 0.0, 1.0, 1.0)})
         # Activity: stages entered (or jumped over) from day 3 to day 4.
         active = self.funnel(
@@ -198,8 +182,9 @@ class TestFunnelReport(FunnelCase):
         )
         self.assertEqual(a_total["conversion_rate"], 75.0)
 
+    @users("funnel_other")
     def test_salesman_sees_the_funnel_of_own_deals(self):
-        funnel = self.by_stage(self.funnel(report=self.Report.with_user(self.other_salesman)))
+        funnel = funnel_table(self.funnel(report=self.env["sales.funnel.report"]), "stage_id")
         self.assertEqual(funnel, {"A": (1, 0, 1, 0, 0, 0.0, 0.0, 1.0, 1.0)})
 
     def test_revenue_funnel(self):

@@ -1,6 +1,7 @@
-from odoo.tests import tagged
+from odoo.tests import tagged, users
 
-from .common import MEASURES, day, rate
+from ..report.sales_funnel_report import WON_MEANS_PARAM
+from .common import MEASURES, day, funnel_row, funnel_table
 from .fulfilment_common import FulfilmentCase
 
 # Every dimension the search view and "Add Custom Group" offer.
@@ -23,7 +24,6 @@ DIMENSIONS = [
     "create_date:month",
     "date_in:day",
 ]
-WON_MEANS = "sales_funnel_report.won_means"
 
 
 @tagged("post_install", "-at_install")
@@ -81,7 +81,7 @@ class TestFunnelTotals(FulfilmentCase):
 
     def test_identity_in_every_cell_under_both_settings(self):
         for won_means in ("stage", "paid"):
-            self.env["ir.config_parameter"].set_param(WON_MEANS, won_means)
+            self.env["ir.config_parameter"].set_param(WON_MEANS_PARAM, won_means)
             for dimension in DIMENSIONS:
                 where = f"{won_means}, step x {dimension}"
                 for group in self.groups(["step_id", dimension]):
@@ -95,18 +95,11 @@ class TestFunnelTotals(FulfilmentCase):
 
     def test_totals_count_each_deal_once(self):
         for won_means, won, open_, win_rate in (("stage", 4, 2, 44.4), ("paid", 1, 5, 11.1)):
-            self.env["ir.config_parameter"].set_param(WON_MEANS, won_means)
+            self.env["ir.config_parameter"].set_param(WON_MEANS_PARAM, won_means)
             [total] = self.groups([])
             self.assertEqual(
-                (
-                    total["lead_count"],
-                    total["passed_count"],
-                    total["lost_count"],
-                    total["open_count"],
-                    total["won_count"],
-                    rate(total["conversion_rate"]),
-                    rate(total["win_rate"]),
-                ),
+                # reached, passed, lost, open, won, conversion, win rate
+                funnel_row(total)[:7],
                 # L, X and T3 lost; stage: P, Q, W and T2 won, O and T1 open;
                 # paid: only P won
                 (9, False, 3, open_, won, None, win_rate),
@@ -119,17 +112,13 @@ class TestFunnelTotals(FulfilmentCase):
         self.assertEqual(by_team, {"Funnel team": (6, 1), "Second pipeline": (3, 0)})
 
     def test_steps_per_pipeline_and_blank_conversion_at_paid(self):
-        self.env["ir.config_parameter"].set_param(WON_MEANS, "stage")
+        self.env["ir.config_parameter"].set_param(WON_MEANS_PARAM, "stage")
+        # reached, passed, lost, open, won, conversion
         funnel = {
-            (group["step_id"][1]): (
-                group["lead_count"],
-                group["passed_count"],
-                group["lost_count"],
-                group["open_count"],
-                group["won_count"],
-                rate(group["conversion_rate"]),
-            )
-            for group in self.groups(["step_id"], [("team_id", "=", self.team2.id)])
+            step: row[:6]
+            for step, row in funnel_table(
+                self.groups(["step_id"], [("team_id", "=", self.team2.id)]), "step_id"
+            ).items()
         }
         self.assertEqual(
             funnel,
@@ -215,7 +204,7 @@ class TestStepNamesFollowStages(FulfilmentCase):
             .name
         )
 
-    def test_language_loaded_after_install(self):
+    def test_step_names_follow_a_language_loaded_after_install(self):
         new = self.env.ref("crm.stage_lead1")
         self.env["res.lang"]._activate_lang("ru_RU")
         self.assertEqual(self.step(new, "ru_RU"), "New", "nothing loaded yet")
@@ -249,8 +238,9 @@ class TestStepNamesFollowStages(FulfilmentCase):
 
 @tagged("post_install", "-at_install")
 class TestMeasuresAndGroupBys(FulfilmentCase):
+    @users("funnel_salesman")
     def test_custom_group_by_offers_dimensions_only(self):
-        fields = self.env["sales.funnel.report"].with_user(self.salesman).fields_get()
+        fields = self.env["sales.funnel.report"].fields_get()
         groupable = {name for name, field in fields.items() if field.get("groupable")}
         for measure in ("lead_count", "lost_count", "conversion_rate", "duration_days"):
             self.assertNotIn(measure, groupable)

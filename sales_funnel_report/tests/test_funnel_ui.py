@@ -6,7 +6,7 @@ from openpyxl import load_workbook
 
 from odoo.tests import HttpCase, new_test_user, tagged
 
-from .common import rate
+from .common import park_shared_stages, rate
 
 
 @tagged("post_install", "-at_install")
@@ -15,8 +15,7 @@ class TestFunnelUi(HttpCase):
     def setUpClass(cls):
         super().setUpClass()
         env = cls.env
-        other_team = env["crm.team"].create({"name": "Other pipeline"})
-        env["crm.stage"].search([("team_id", "=", False)]).write({"team_id": other_team.id})
+        park_shared_stages(env)
         team = env["crm.team"].create({"name": "Tour team"})
         Stage = env["crm.stage"]
         cls.stages = Stage.create(

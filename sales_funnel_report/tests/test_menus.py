@@ -1,14 +1,17 @@
-from odoo.tests import TransactionCase, new_test_user, tagged
+from odoo.tests import TransactionCase, new_test_user, tagged, users
 
 
 @tagged("post_install", "-at_install")
 class TestMenus(TransactionCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        new_test_user(cls.env, login="menu_salesman", groups="sales_team.group_sale_salesman")
+
+    @users("menu_salesman")
     def test_sales_app_still_opens_on_quotations(self):
-        salesman = new_test_user(
-            self.env, login="menu_salesman", groups="sales_team.group_sale_salesman"
-        )
         # what the web client opens when the Sales app is clicked
-        menus = self.env["ir.ui.menu"].with_user(salesman).load_web_menus(debug=False)
+        menus = self.env["ir.ui.menu"].load_web_menus(debug=False)
         sales = menus[self.env.ref("sale.sale_menu_root").id]
         quotations = self.env.ref("sale.action_quotations_with_onboarding")
         self.assertEqual(sales["actionID"], quotations.id)

@@ -10,7 +10,7 @@ from odoo.tests import HttpCase, TransactionCase, freeze_time, new_test_user, ta
 from odoo.addons.web.controllers import dataset
 
 from ..models.sales_funnel_queue import FUNNEL_QUEUE
-from .common import MEASURES, FunnelCase, day, empty_or_rounded, rate
+from .common import MEASURES, FunnelCase, day, funnel_table
 
 # The salesman's three deals (D4, another salesman's, is hidden from him):
 #   D1  A day 0 -> B day 2 -> Won day 5 (jumps over C)
@@ -55,23 +55,6 @@ HISTORY_SPEC = {
 }
 DEAL_SPEC = {"name": {}, "stage_history_count": {}}
 WRITING = ("INSERT", "UPDATE", "DELETE", "CREATE", "ALTER", "DROP", "TRUNCATE", "LOCK")
-
-
-def by_step(groups):
-    return {
-        group["step_id"][1]: (
-            group["lead_count"],
-            group["passed_count"],
-            group["lost_count"],
-            group["open_count"],
-            group["won_count"],
-            rate(group["conversion_rate"]),
-            rate(group["win_rate"]),
-            empty_or_rounded(group["duration_days"]),
-            empty_or_rounded(group["duration_median_days"]),
-        )
-        for group in groups
-    }
 
 
 def list_rows(result):
@@ -133,8 +116,8 @@ class ReadCalls:
         graph, pivot, rows, history, deal = answers
         self.assertEqual(graph["length"], 4)
         self.assertEqual([g["step_id"][1] for g in graph["groups"]], ["A", "B", "C", WON])
-        self.assertEqual(by_step(graph["groups"]), FUNNEL)
-        self.assertEqual(by_step(pivot), FUNNEL)
+        self.assertEqual(funnel_table(graph["groups"], "step_id"), FUNNEL)
+        self.assertEqual(funnel_table(pivot, "step_id"), FUNNEL)
         self.assertEqual(rows["length"], 7)
         self.assertEqual(list_rows(rows), ROWS)
         self.assertEqual(stays(history), D1_STAYS)
@@ -166,7 +149,9 @@ class TestReadOnlyTransaction(ReadCalls, TransactionCase):
 
     @contextmanager
     def _transaction(self, when):
-        """One committed transaction at ``when`` (the time stays are recorded at)."""
+        """One committed transaction at ``when`` (the time stays are recorded at).
+        ``MailCase.mock_datetime_and_now`` freezes the test's own cursor; this
+        transaction runs on another one, whose ``now`` is frozen here."""
         with self._connection() as cr, freeze_time(when), patch.object(cr, "now", lambda: when):
             yield api.Environment(cr, SUPERUSER_ID, {"tracking_disable": True})
             cr.commit()  # pylint: disable=invalid-commit

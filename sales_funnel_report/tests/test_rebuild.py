@@ -13,12 +13,10 @@ class TestRebuildFromTracking(FunnelCase):
     """The history rebuilt from the chatter equals the one recorded live."""
 
     def step(self, when, action):
-        # Tracking is written when the transaction commits; do it now, at that time.
+        """``action`` as a transaction at ``when``: its tracking is written when it
+        commits (``at`` flushes it on leaving the block, still at ``when``)."""
         with self.at(when):
-            result = action()
-            self.env.flush_all()
-            self.env.cr.precommit.run()
-        return result
+            return action()
 
     def tracked_deal(self, when, name):
         deal = self.new_deal(when, name=name)
@@ -226,7 +224,7 @@ class TestRebuildFromTracking(FunnelCase):
         self.rebuild()
         self.assertEqual(self.stays(master), expected)
 
-    def test_deals_without_tracking(self):
+    def test_deals_without_tracking_are_rebuilt_from_their_dates(self):
         Lead = self.env["crm.lead"].with_context(tracking_disable=True)
         with self.at(day(0)):
             open_deal = Lead.create(

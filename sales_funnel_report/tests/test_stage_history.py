@@ -1,6 +1,10 @@
+from psycopg2.errors import ExclusionViolation
+
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import tagged
+from odoo.tools import mute_logger
 
+from ..models.crm_lead import LOST_REASON_REQUIRED_PARAM
 from .common import FunnelCase, day
 
 
@@ -84,7 +88,7 @@ class TestStageHistory(FunnelCase):
         self.move(deal, self.stage_c, day(2))
         self.assertEqual(self.stays(deal), [("A", day(0), day(1), 1.0, "lost", "Price")])
 
-    def test_won(self):
+    def test_won_ends_the_stay_and_enters_the_won_stage(self):
         deal = self.new_deal(day(0))
         with self.at(day(4)):
             deal.action_set_won()
@@ -209,13 +213,16 @@ class TestStageHistory(FunnelCase):
 
     def test_one_open_stay_per_deal_is_enforced_by_the_database(self):
         deal = self.new_deal(day(0))
-        with self.assertRaises(Exception) as caught, self.cr.savepoint():
+        with (
+            self.assertRaises(ExclusionViolation),
+            mute_logger("odoo.sql_db"),
+            self.cr.savepoint(),
+        ):
             self.env.cr.execute(
                 "INSERT INTO crm_lead_stage_history (lead_id, stage_id, date_in, outcome)"
                 " VALUES (%s, %s, now(), 'open')",
                 (deal.id, self.stage_b.id),
             )
-        self.assertEqual(type(caught.exception).__name__, "ExclusionViolation")
 
     def test_recording_is_a_constant_number_of_queries(self):
         few = self.env["crm.lead"].browse(
@@ -225,16 +232,11 @@ class TestStageHistory(FunnelCase):
             [self.new_deal(day(0), name=f"many {i}").id for i in range(30)]
         )
 
-        def queries_to_record(deals):
-            with self.at(day(1)):
-                for deal in deals:  # one write per deal, as lead assignment does
-                    deal.write({"stage_id": self.stage_b.id, "user_id": self.manager.id})
-                self.env.flush_all()
-                before = self.cr.sql_log_count
-                self.env["sales.funnel.queue"]._process()
-                return self.cr.sql_log_count - before
+        def move_and_assign(deals):
+            for deal in deals:  # one write per deal, as lead assignment does
+                deal.write({"stage_id": self.stage_b.id, "user_id": self.manager.id})
 
-        self.assertEqual(queries_to_record(few), queries_to_record(many))
+        self.assert_recording_queries_constant(move_and_assign, few, many, day(1))
         History = self.env["crm.lead.stage.history"]
         self.assertEqual(History.search_count([("lead_id", "in", many.ids)]), 60)
 
@@ -244,9 +246,11 @@ class TestLostReasonRequired(FunnelCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.env["ir.config_parameter"].sudo().set_param(
-            "sales_funnel_report.lost_reason_required", True
+        # the setting as the addon installs it, before this class turns it on
+        cls.installed_setting = (
+            cls.env["res.config.settings"].create({}).funnel_lost_reason_required
         )
+        cls.env["ir.config_parameter"].sudo().set_param(LOST_REASON_REQUIRED_PARAM, True)
 
     def test_wizard_without_reason_fails_and_changes_nothing(self):
         deal = self.new_deal(day(0))
@@ -261,14 +265,16 @@ class TestLostReasonRequired(FunnelCase):
             deal.with_user(self.salesman).action_archive()
         self.assertTrue(deal.active)
 
-    def test_with_reason_is_fine(self):
+    def test_losing_with_a_reason_records_it(self):
         deal = self.new_deal(day(0))
         self.lose(deal.with_user(self.salesman), self.reason_price, day(1))
         self.assertEqual(self.stays(deal), [("A", day(0), day(1), 1.0, "lost", "Price")])
 
     def test_setting_off_by_default(self):
+        self.assertFalse(self.installed_setting)
+        # back to the setting as installed (False removes the parameter)
         self.env["ir.config_parameter"].sudo().set_param(
-            "sales_funnel_report.lost_reason_required", False
+            LOST_REASON_REQUIRED_PARAM, self.installed_setting
         )
         deal = self.new_deal(day(0))
         self.lose(deal, None, day(1))
