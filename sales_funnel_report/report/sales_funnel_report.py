@@ -205,7 +205,7 @@ class SalesFunnelReport(models.Model):
         string="Open", readonly=True, help="Deals still at the step, neither lost nor won."
     )
     stuck_count = fields.Integer(
-        string="Stuck",
+        string="Stuck Deals",
         readonly=True,
         help="Open deals that have been in their stage longer than its limit (the stage's "
         "Days to rot, else the time its deals usually take there).",

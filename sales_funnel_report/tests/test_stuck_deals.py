@@ -271,7 +271,7 @@ class TestStuckDeals(StuckCase):
             action = Report.get_deals_action(
                 [*funnel_deals, ("step_id", "=", step_a.id)], "stuck_count"
             )
-            self.assertEqual(action["name"], "A · Stuck")
+            self.assertEqual(action["name"], "A · Stuck Deals")
             shown = Lead.with_context(**action["context"]).search(action["domain"])
             self.assertEqual(shown, late | other)
 

@@ -568,7 +568,7 @@ test("stuck deals: counted next to the open ones, and opened", async () => {
     await contains(".o_funnel_step[data-step-id='2'] .o_funnel_stuck").click();
     expect(actions.map((action) => [action.name, action.domain])).toEqual([
         [
-            "Primary contact · Stuck",
+            "Primary contact · Stuck Deals",
             [
                 [
                     "funnel_report_ids",

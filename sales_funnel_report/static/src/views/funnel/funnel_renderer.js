@@ -277,7 +277,7 @@ export class FunnelRenderer extends Component {
                 options.otherThan = part.other.ids;
             }
         } else if (part.state === "open" && part.stuck) {
-            titles.push(_t("Stuck"));
+            titles.push(_t("Stuck Deals"));
             options.state = "open";
             options.stuck = true;
         } else if (part.state === "open") {
