@@ -565,6 +565,8 @@ test("stuck deals: counted next to the open ones, and opened", async () => {
     });
     await mountView({type: "funnel", resModel: "sales.funnel.report", arch: ARCH});
     expect(queryAllTexts(".o_funnel_stuck")).toEqual(["4 stuck"]);
+    // the deals won where they stand: not a drop-off
+    expect(queryAllTexts(".o_funnel_won")).toEqual(["Won 10", "Won 2"]);
     await contains(".o_funnel_step[data-step-id='2'] .o_funnel_stuck").click();
     expect(actions.map((action) => [action.name, action.domain])).toEqual([
         [
@@ -665,9 +667,11 @@ test("keyboard: every clickable part is a button", async () => {
     mockFunnel();
     await mountView({type: "funnel", resModel: "sales.funnel.report", arch: ARCH});
     const clickable = queryAll(
-        ".o_funnel_band, .o_funnel_lost, .o_funnel_reason, .o_funnel_lost_label, .o_funnel_open"
+        ".o_funnel_band, .o_funnel_lost, .o_funnel_reason, .o_funnel_lost_label, .o_funnel_open," +
+            " .o_funnel_stuck, .o_funnel_won"
     );
-    expect(clickable).toHaveLength(5 + 3 + 7 + 3 + 3);
+    // bands, lost parts, reasons, lost labels, open, stuck (Primary contact), won (Won, Paid)
+    expect(clickable).toHaveLength(5 + 3 + 7 + 3 + 3 + 1 + 2);
     expect(clickable.every((el) => el.tagName === "BUTTON")).toBe(true);
     expect(queryOne(".o_funnel_step[data-step-id='2'] .o_funnel_lost").ariaLabel).toBe(
         "Lost 30 (37.5%)"

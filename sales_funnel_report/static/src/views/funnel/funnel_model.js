@@ -294,6 +294,7 @@ export class FunnelModel extends Model {
                     open,
                     // a count of deals in both modes: who to call today
                     stuck: step.stuck_count,
+                    won: step.won_count,
                     dropOff: reached - passed,
                     lostShare: reached ? (lost / reached) * 100 : null,
                     width: scale ? (reached / scale) * 100 : 0,

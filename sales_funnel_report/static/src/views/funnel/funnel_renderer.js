@@ -98,6 +98,10 @@ export class FunnelRenderer extends Component {
         return _t("Still open %(value)s", {value: this.formatValue(band.open)});
     }
 
+    wonText(band) {
+        return _t("Won %(count)s", {count: band.won});
+    }
+
     stuckText(band) {
         return _t("%(count)s stuck", {count: band.stuck});
     }
@@ -276,6 +280,9 @@ export class FunnelRenderer extends Component {
                 titles.push(_t("Other reasons"));
                 options.otherThan = part.other.ids;
             }
+        } else if (part.state === "won") {
+            titles.push(_t("Won"));
+            options.state = "won";
         } else if (part.state === "open" && part.stuck) {
             titles.push(_t("Stuck Deals"));
             options.state = "open";
