@@ -58,13 +58,14 @@ const PIVOT = `
 function reportAnswers() {
     onRpc("sales.funnel.report", "get_update_notice", () => false);
     onRpc("sales.funnel.step", "get_funnel_order", () => [1, 2, 3]);
-    onRpc("sales.funnel.report", "web_read_group", async ({parent}) => {
-        const result = await parent();
-        for (const group of result.groups) {
+    // the pivot reads with read_group
+    onRpc("sales.funnel.report", "read_group", async ({parent}) => {
+        const groups = await parent();
+        for (const group of groups) {
             group.conversion_rate =
                 group.step_id && group.step_id[0] === 3 ? false : 50.0;
         }
-        return result;
+        return groups;
     });
 }
 

@@ -44,7 +44,29 @@ function sortSteps(tree, groupBys, depth, stepOrder) {
     }
 }
 
+// Measures that are empty where they do not apply: blank, never 0.
+const BLANK_WHEN_EMPTY = [
+    "conversion_rate",
+    "win_rate",
+    "duration_days",
+    "duration_median_days",
+];
+
 export class FunnelPivotModel extends PivotModel {
+    _getMeasurements(group, config) {
+        // with a comparison, the pivot turns an empty value into 0: keep it empty
+        const measurements = super._getMeasurements(group, config);
+        for (const name of BLANK_WHEN_EMPTY) {
+            if (
+                name in measurements &&
+                [false, null, undefined].includes(group[name])
+            ) {
+                measurements[name] = undefined;
+            }
+        }
+        return measurements;
+    }
+
     async _loadData(config, prune) {
         delete config.metaData.measures.__count;
         if (config.metaData.origins.length > 1 && !this.stepOrder) {
