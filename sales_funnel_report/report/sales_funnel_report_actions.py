@@ -8,7 +8,7 @@ class SalesFunnelReport(models.Model):
     """What the funnel's screens call: the menu's action on the reader's pipeline,
     the deals behind a number, a row's deal and the notice of a running update."""
 
-    _inherit = "sales.funnel.report"
+    _inherit = "sales.funnel.report"  # pylint: disable=consider-merging-classes-inherited
 
     @api.model
     @api.readonly

@@ -10,7 +10,7 @@ class SalesFunnelReport(models.Model):
     group of rows (one step's, or several steps' where each deal counts once),
     and the pipeline order of steps and stages."""
 
-    _inherit = "sales.funnel.report"
+    _inherit = "sales.funnel.report"  # pylint: disable=consider-merging-classes-inherited
 
     def _read_group(
         self, domain, groupby=(), aggregates=(), having=(), offset=0, limit=None, order=None
