@@ -107,7 +107,9 @@ class SalesFunnelReport(models.Model):
         return [("deal_state", "in", ["won", "paid"])]
 
     def action_open_lead(self):
+        """A funnel row opens its deal (the list's rows); the reader must see the row."""
         self.ensure_one()
+        self.check_access("read")
         return {
             "type": "ir.actions.act_window",
             "res_model": "crm.lead",
