@@ -6,8 +6,10 @@ from . import test_concurrent_jobs
 from . import test_demo
 from . import test_fulfilment
 from . import test_fulfilment_funnel
+from . import test_funnel_drilldown_ui
 from . import test_funnel_report
 from . import test_funnel_steps
+from . import test_funnel_totals
 from . import test_funnel_ui
 from . import test_funnel_view_js
 from . import test_funnel_view_tour
@@ -19,4 +21,5 @@ from . import test_russian
 from . import test_stage_history
 from . import test_stuck_access_http
 from . import test_stuck_deals
+from . import test_stuck_kanban_tour
 from . import test_time_zones
