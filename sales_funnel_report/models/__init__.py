@@ -15,6 +15,7 @@ from . import sale_order
 from . import sale_order_line
 from . import sales_funnel_job
 from . import sales_funnel_rebuild
+from . import sales_funnel_replay
 from . import sales_funnel_step
 from . import sales_funnel_stuck_reminder
 from . import sales_funnel_typical_time

@@ -1,7 +1,7 @@
-from contextlib import contextmanager
-
 from odoo import api, fields, models
 from odoo.tools import SQL
+
+from ..models.bulk_load import loaded_in_bulk, more_work_mem
 
 
 class SalesFunnelFact(models.Model):
@@ -92,46 +92,9 @@ class SalesFunnelFact(models.Model):
         line only: it empties the table and loads it without its foreign keys and
         unique key, which locks the tables they point to (deals, stages, users...)."""
         self.env.flush_all()
-        with self._constraints_checked_once():
+        with more_work_mem(self.env.cr), loaded_in_bulk(self.env.cr, self._table):
             self.env.cr.execute("TRUNCATE sales_funnel_fact")
             self._insert_rows(SQL("TRUE"), SQL("TRUE"), on_conflict=False)
         # fresh statistics, or the planner misjudges the report's first queries
         self.env.cr.execute("ANALYZE sales_funnel_fact")
         self.invalidate_model()
-
-    @contextmanager
-    def _constraints_checked_once(self):
-        """Drop the table's foreign keys and unique key for a bulk load and put them
-        back after: PostgreSQL then checks each in one pass (and builds the key's
-        index at once) instead of row by row."""
-        cr = self.env.cr
-        cr.execute(
-            SQL(
-                """
-            SELECT conname, pg_get_constraintdef(oid)
-              FROM pg_constraint
-             WHERE conrelid = %s::regclass AND contype IN ('f', 'u')
-            """,
-                self._table,
-            )
-        )
-        keys = cr.fetchall()
-        for name, _definition in keys:
-            cr.execute(
-                SQL(
-                    "ALTER TABLE %s DROP CONSTRAINT %s",
-                    SQL.identifier(self._table),
-                    SQL.identifier(name),
-                )
-            )
-        yield
-        for name, definition in keys:
-            # the definition is PostgreSQL's own text of the constraint it just dropped
-            cr.execute(
-                SQL(
-                    "ALTER TABLE %s ADD CONSTRAINT %s %s",
-                    SQL.identifier(self._table),
-                    SQL.identifier(name),
-                    SQL(definition),
-                )
-            )

@@ -3,7 +3,10 @@ from datetime import timedelta
 from functools import partial
 from unittest.mock import patch
 
+import psycopg2
+
 from odoo.tests import tagged
+from odoo.tools import mute_logger
 
 from .common import FunnelCase, day
 
@@ -333,12 +336,74 @@ class TestRebuildFromTracking(FunnelCase):
             )
         self.assertEqual(action["tag"], "display_notification")
         self.assertEqual(self.stays(deal), expected)
-        Rebuild = type(self.env["sales.funnel.rebuild"])
+        Replay = type(self.env["sales.funnel.replay"])
         with (
-            patch.object(Rebuild, "_reconcile_with_deals", side_effect=RuntimeError("boom")),
+            patch.object(Replay, "_reconcile_with_deals", side_effect=RuntimeError("boom")),
             self.assertRaises(RuntimeError),
             self.env.cr.savepoint(),
         ):
             self.env["sales.funnel.rebuild"]._run()
         self.env.invalidate_all()
         self.assertEqual(self.stays(deal), expected)
+
+    def test_full_rebuild_puts_back_every_key_and_index(self):
+        """The bulk load over every deal drops the tables' keys and indexes and
+        raises ``work_mem``; afterwards all are as they were, and the keys
+        still refuse what they refused before."""
+
+        def schema():
+            self.env.cr.execute(
+                """
+                SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid)
+                  FROM pg_constraint
+                 WHERE conrelid IN ('crm_lead_stage_history'::regclass,
+                                    'sales_funnel_fact'::regclass)
+                 UNION ALL
+                SELECT tablename, indexname, indexdef
+                  FROM pg_indexes
+                 WHERE tablename IN ('crm_lead_stage_history', 'sales_funnel_fact')
+                 ORDER BY 1, 2
+                """
+            )
+            return self.env.cr.fetchall()
+
+        deal = self.tracked_deal(day(1), "bulk")
+        self.step(day(2), lambda: deal.write({"stage_id": self.stage_b.id}))
+        stays = self.stays(deal)
+        self.assertEqual(len(stays), 2)
+        before = schema()
+        self.env.cr.execute("SHOW work_mem")
+        work_mem = self.env.cr.fetchone()
+        self.assertIn(
+            ("crm_lead_stage_history", "crm_lead_stage_history_one_open_stay"),
+            [row[:2] for row in before],
+        )
+        self.assertIn(
+            ("sales_funnel_fact", "sales_funnel_fact_lead_step_uniq"), [row[:2] for row in before]
+        )
+        self.rebuild()
+        self.assertEqual(self.stays(deal), stays)
+        self.assertEqual(schema(), before)
+        self.env.cr.execute("SHOW work_mem")
+        self.assertEqual(self.env.cr.fetchone(), work_mem)
+        self.env.cr.execute(
+            "SELECT lead_id, stage_id, date_in FROM crm_lead_stage_history"
+            " WHERE lead_id = %s AND date_out IS NULL",
+            [deal.id],
+        )
+        lead_id, stage_id, date_in = self.env.cr.fetchone()
+        self.assertEqual(stage_id, self.stage_b.id)
+        with mute_logger("odoo.sql_db"), self.assertRaises(psycopg2.errors.ExclusionViolation):
+            with self.env.cr.savepoint():
+                self.env.cr.execute(
+                    "INSERT INTO crm_lead_stage_history (lead_id, stage_id, date_in, outcome)"
+                    " VALUES (%s, %s, %s, 'open')",
+                    [lead_id, self.stage_a.id, date_in],
+                )
+        with mute_logger("odoo.sql_db"), self.assertRaises(psycopg2.errors.ForeignKeyViolation):
+            with self.env.cr.savepoint():
+                self.env.cr.execute(
+                    "INSERT INTO crm_lead_stage_history (lead_id, stage_id, date_in, outcome)"
+                    " VALUES (%s, %s, %s, 'forward')",
+                    [lead_id, 2**31 - 1, date_in],
+                )
