@@ -91,10 +91,13 @@ class CrmLead(models.Model):
                 return [(1, "=", 1)] if (len(values) == 2) == (operator == "in") else [(0, "=", 1)]
             operator, value = ("=" if operator == "in" else "!="), values.pop()
         if operator not in ("=", "!=") or not isinstance(value, bool):
+            # built before the call: Babel cannot extract a message with an f-string
+            # among its arguments, and the message would go untranslated
+            condition = f"{operator} {value!r}"
             raise UserError(
                 self.env._(
                     "The Stuck filter accepts only = or != with True or False, not %(condition)s.",
-                    condition=f"{operator} {value!r}",
+                    condition=condition,
                 )
             )
         self._flush_stuck_sources()

@@ -52,6 +52,11 @@ class TestRussian(FunnelCase):
         deal = self.new_deal(day(0))
         with self.assertRaisesRegex(UserError, "^Чтобы отметить сделку как проигранную"):
             deal.with_env(env).action_set_lost()
+        with self.assertRaisesRegex(
+            UserError,
+            "^Фильтр «Застряла» принимает только = или != с True или False, а не > 0.$",
+        ):
+            env["crm.lead"].search([("is_stuck", ">", 0)])
 
     def test_fulfilment_in_russian(self):
         env = self.env(user=self.salesman, context={"lang": "ru_RU"})
