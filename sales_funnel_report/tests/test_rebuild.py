@@ -403,7 +403,8 @@ class TestRebuildFromTracking(FunnelCase):
         with mute_logger("odoo.sql_db"), self.assertRaises(psycopg2.errors.ForeignKeyViolation):
             with self.env.cr.savepoint():
                 self.env.cr.execute(
-                    "INSERT INTO crm_lead_stage_history (lead_id, stage_id, date_in, outcome)"
-                    " VALUES (%s, %s, %s, 'forward')",
-                    [lead_id, 2**31 - 1, date_in],
+                    "INSERT INTO crm_lead_stage_history"
+                    " (lead_id, stage_id, date_in, date_out, outcome)"
+                    " VALUES (%s, %s, %s, %s, 'forward')",
+                    [lead_id, 2**31 - 1, date_in, date_in],
                 )

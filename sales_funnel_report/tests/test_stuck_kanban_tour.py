@@ -68,9 +68,11 @@ class TestStuckKanbanTour(HttpCase):
                 ]
             ]
         )
-        env.flush_all()
+        # the deals' stays are recorded now (reading them records the queue)
+        env["crm.lead.stage.history"].flush_model()
         now = env.cr.now()
         # the stays began that many days (and an hour) before the requests' clock
+        cls.stays_moved = []
         for deal, days in zip(deals, (9, 1, 4), strict=True):
             env.cr.execute(
                 SQL(
@@ -79,12 +81,16 @@ class TestStuckKanbanTour(HttpCase):
                     deal.id,
                 )
             )
+            cls.stays_moved.append(env.cr.rowcount)
         env.invalidate_all()
         cls.deals = deals
 
     def test_pipeline_shows_the_late_deals(self):
+        self.assertEqual(self.stays_moved, [1, 1, 1])
         self.assertEqual(
             self.deals.with_user(self.deals.user_id).mapped("stage_age_label"),
             ["9 d · limit 5", "1 d · limit 5", "4 d · usually 3"],
         )
+        stuck = self.env["crm.lead"].with_user(self.deals.user_id).search([("is_stuck", "=", True)])
+        self.assertEqual(sorted(stuck.mapped("name")), ["Late call", "Slow proposal"])
         self.start_tour("/odoo", "sales_funnel_report_stuck_kanban_tour", login="funnel_stuck_tour")
