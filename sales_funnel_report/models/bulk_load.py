@@ -1,5 +1,8 @@
 """Loading a whole table at once: for install, upgrades and the command line only
-(``sales.funnel.rebuild._run`` over every deal), never in a user's request."""
+(``sales.funnel.rebuild._run`` over every deal), never in a user's request. Every
+TRUNCATE and ALTER TABLE of the addon is here, in :func:`loaded_in_bulk`: callers
+reach it as ``bulk_load.loaded_in_bulk`` so that a test can forbid it
+(``tests/test_background_jobs.py``)."""
 
 from contextlib import contextmanager
 
@@ -22,11 +25,11 @@ def more_work_mem(cr):
 
 @contextmanager
 def loaded_in_bulk(cr, table):
-    """Drop the foreign keys, unique and exclusion constraints and the other
-    indexes of ``table`` (all but its primary key) for a bulk load and put them
-    back after: PostgreSQL then checks each key in one pass and builds each index
-    from sorted rows, instead of row by row. It locks the table and those its
-    keys point to (deals, stages, users...)."""
+    """Empty ``table`` for the block to fill it again, without its foreign keys,
+    unique and exclusion constraints and other indexes (all but its primary key),
+    put back after: PostgreSQL then checks each key in one pass and builds each
+    index from sorted rows, instead of row by row. It locks the table and those
+    its keys point to (deals, stages, users...)."""
     cr.execute(
         SQL(
             """
@@ -57,6 +60,7 @@ def loaded_in_bulk(cr, table):
         )
     for name, _definition in indexes:
         cr.execute(SQL("DROP INDEX %s", SQL.identifier(name)))
+    cr.execute(SQL("TRUNCATE %s", SQL.identifier(table)))
     yield
     # the definitions are PostgreSQL's own text of what it just dropped
     for _name, definition in indexes:

@@ -3,7 +3,7 @@ from contextlib import nullcontext
 from odoo import api, models
 from odoo.tools import SQL
 
-from .bulk_load import loaded_in_bulk, more_work_mem
+from . import bulk_load
 
 # Order of the tracking rows written at the same time (in one transaction): only
 # the state they leave counts, as in live recording, but the running values are
@@ -64,7 +64,7 @@ class SalesFunnelReplay(models.AbstractModel):
             return {}
         self.env.flush_all()
         self.env.cr.execute(SQL("DROP TABLE IF EXISTS %s", SQL(TEMP_TABLES)))
-        with more_work_mem(self.env.cr) if lead_ids is None else nullcontext():
+        with bulk_load.more_work_mem(self.env.cr) if lead_ids is None else nullcontext():
             counts = self._read_tracking(lead_ids)
             counts.update(self._order_events(lead_ids))
             counts.update(self._replay_events())
@@ -302,8 +302,7 @@ class SalesFunnelReplay(models.AbstractModel):
             return counts
         cr.execute("SELECT count(*) FROM crm_lead_stage_history")
         counts = {"stays_replaced": cr.fetchone()[0]}
-        with loaded_in_bulk(cr, "crm_lead_stage_history"):
-            cr.execute("TRUNCATE crm_lead_stage_history")
+        with bulk_load.loaded_in_bulk(cr, "crm_lead_stage_history"):
             cr.execute(self._insert_stays_sql())
             counts["stays_rebuilt"] = cr.rowcount
         cr.execute("ANALYZE crm_lead_stage_history")

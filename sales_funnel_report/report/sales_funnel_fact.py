@@ -1,7 +1,7 @@
 from odoo import api, fields, models
 from odoo.tools import SQL
 
-from ..models.bulk_load import loaded_in_bulk, more_work_mem
+from ..models import bulk_load
 
 
 class SalesFunnelFact(models.Model):
@@ -94,8 +94,8 @@ class SalesFunnelFact(models.Model):
         line only: it empties the table and loads it without its foreign keys and
         unique key, which locks the tables they point to (deals, stages, users...)."""
         self.env.flush_all()
-        with more_work_mem(self.env.cr), loaded_in_bulk(self.env.cr, self._table):
-            self.env.cr.execute("TRUNCATE sales_funnel_fact")
+        cr = self.env.cr
+        with bulk_load.more_work_mem(cr), bulk_load.loaded_in_bulk(cr, self._table):
             self._insert_rows(SQL("TRUE"), SQL("TRUE"), on_conflict=False)
         # fresh statistics, or the planner misjudges the report's first queries
         self.env.cr.execute("ANALYZE sales_funnel_fact")

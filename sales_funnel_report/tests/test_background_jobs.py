@@ -3,7 +3,7 @@ from unittest.mock import patch
 from odoo.exceptions import AccessError
 from odoo.tests import HttpCase, new_test_user, tagged
 
-from ..models import sales_funnel_job
+from ..models import bulk_load, sales_funnel_job
 from .common import FunnelCase, day
 
 
@@ -149,17 +149,25 @@ class TestPipelineChangesQueueJobs(FunnelCase):
         self.assertEqual(calls, [(1, 1, True), (1, 0, False)])
 
     def test_no_user_action_reaches_the_bulk_load(self):
-        """TRUNCATE and the constraint drop are for install, upgrades and the CLI:
-        a pipeline change and the settings' rebuild, with their jobs, never run them."""
+        """TRUNCATE, ALTER TABLE and DROP INDEX (all in ``bulk_load.loaded_in_bulk``)
+        are for install, upgrades and the CLI: a pipeline change and the settings'
+        rebuild, with their jobs, never run them; the rebuild over every deal does,
+        for both tables."""
         self.new_deal(day(0), stage=self.stage_b)
         admin = new_test_user(self.env, login="funnel_admin2", groups="base.group_system")
-        Fact = type(self.env["sales.funnel.fact"])
-        with patch.object(Fact, "_refresh_all_bulk", side_effect=AssertionError("bulk")):
+        forbidden = AssertionError("bulk load in a user's request")
+        with patch.object(bulk_load, "loaded_in_bulk", side_effect=forbidden):
             with self.at(day(1)):
                 self.stage_b.with_user(self.manager).write({"sequence": 0})
             settings = self.env["res.config.settings"].with_user(admin).create({})
             settings.action_rebuild_stage_history()
             self.assertEqual(self.run_funnel_jobs(), 2)
+        with patch.object(bulk_load, "loaded_in_bulk", wraps=bulk_load.loaded_in_bulk) as spy:
+            self.env["sales.funnel.rebuild"]._run()
+        self.assertEqual(
+            sorted(call.args[1] for call in spy.call_args_list),
+            ["crm_lead_stage_history", "sales_funnel_fact"],
+        )
 
     def test_the_administrator_hears_when_the_rebuild_ends(self):
         self.new_deal(day(0), stage=self.stage_b)
