@@ -362,7 +362,7 @@ class TestRebuildFromTracking(FunnelCase):
                 SELECT tablename, indexname, indexdef
                   FROM pg_indexes
                  WHERE tablename IN ('crm_lead_stage_history', 'sales_funnel_fact')
-                 ORDER BY 1, 2
+                 ORDER BY 1, 2, 3
                 """
             )
             return self.env.cr.fetchall()
