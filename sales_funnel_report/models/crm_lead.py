@@ -51,7 +51,9 @@ class CrmLead(models.Model):
         res = super().write(vals)
         if FUNNEL_FIELDS.intersection(vals):
             self.env["sales.funnel.queue"]._enqueue_deals(
-                self.ids, stays=bool(HISTORY_FIELDS.intersection(vals))
+                self.ids,
+                stays=bool(HISTORY_FIELDS.intersection(vals)),
+                reasons="lost_reason_id" in vals,
             )
         return res
 

@@ -80,7 +80,7 @@ class CrmLeadStageHistory(models.Model):
             )
 
     @api.model
-    def _record(self, lead_ids, at=None):
+    def _record(self, lead_ids, at=None, reasons=True):
         """Bring the stays of ``lead_ids`` in line with the deals' current state.
 
         Called for the deals a transaction changed, once before it commits (see
@@ -102,8 +102,11 @@ class CrmLeadStageHistory(models.Model):
         where they were lost until restored.
 
         ``lead_ids=None`` means every deal; ``at`` is an SQL time over the deal
-        (alias ``l``) to use instead of the transaction's. Returns how many stays
-        were closed as lost, closed by a move, opened, and given a later reason.
+        (alias ``l``) to use instead of the transaction's; ``reasons=False`` says
+        that no deal's loss reason changed since it was last recorded, which
+        leaves the later-reason rule out of the statement (planning it was a
+        tenth of a stage write's recording). Returns how many stays were closed
+        as lost, closed by a move, opened, and given a later reason.
         """
         if lead_ids is not None and not lead_ids:
             return {}
@@ -145,24 +148,7 @@ class CrmLeadStageHistory(models.Model):
                    -- of the chatter reads it (a stage can be emptied only by code)
                    AND (NOT lead.active OR lead.stage_id <> h.stage_id)
              RETURNING h.id, h.outcome
-            ), reason AS (
-                UPDATE crm_lead_stage_history h
-                   SET lost_reason_id = lead.lost_reason_id,
-                       write_uid = %(uid)s,
-                       write_date = %(now)s
-                  FROM lead
-                 WHERE h.lead_id = lead.id
-                   AND NOT lead.active
-                   AND h.outcome = 'lost'
-                   AND h.lost_reason_id IS DISTINCT FROM lead.lost_reason_id
-                   -- a deal lost by this very statement gets its reason from "closed"
-                   AND NOT EXISTS (SELECT 1 FROM crm_lead_stage_history still
-                                    WHERE still.lead_id = lead.id AND still.date_out IS NULL)
-                   AND h.date_out = (SELECT max(last.date_out)
-                                       FROM crm_lead_stage_history last
-                                      WHERE last.lead_id = lead.id AND last.outcome = 'lost')
-             RETURNING h.id
-            ), opened AS (
+            )%(reason)s, opened AS (
                 INSERT INTO crm_lead_stage_history (
                     lead_id, stage_id, date_in, outcome, user_id, team_id, company_id,
                     create_uid, create_date, write_uid, write_date)
@@ -182,14 +168,45 @@ class CrmLeadStageHistory(models.Model):
             SELECT (SELECT count(*) FROM closed WHERE outcome = 'lost'),
                    (SELECT count(*) FROM closed WHERE outcome <> 'lost'),
                    (SELECT count(*) FROM opened),
-                   (SELECT count(*) FROM reason)
+                   %(reason_count)s
             """,
                 only=SQL("TRUE") if lead_ids is None else SQL("l.id = ANY(%s)", list(lead_ids)),
+                reason=SQL(", %s", self._later_reason_cte(now, uid)) if reasons else SQL(),
+                reason_count=SQL("(SELECT count(*) FROM reason)") if reasons else SQL("0"),
                 at=at if at is not None else SQL("%s::timestamp", now),
                 now=now,
                 uid=uid,
             )
         )
-        lost, moved, opened, reasons = self.env.cr.fetchone()
+        lost, moved, opened, later = self.env.cr.fetchone()
         self.invalidate_model()
-        return {"lost": lost, "moved": moved, "opened": opened, "reasons": reasons}
+        return {"lost": lost, "moved": moved, "opened": opened, "reasons": later}
+
+    @api.model
+    def _later_reason_cte(self, now, uid):
+        """``reason``: the loss reason written on a deal after it was lost lands
+        on its last lost stay (see :meth:`_record`)."""
+        return SQL(
+            """
+            reason AS (
+                UPDATE crm_lead_stage_history h
+                   SET lost_reason_id = lead.lost_reason_id,
+                       write_uid = %(uid)s,
+                       write_date = %(now)s
+                  FROM lead
+                 WHERE h.lead_id = lead.id
+                   AND NOT lead.active
+                   AND h.outcome = 'lost'
+                   AND h.lost_reason_id IS DISTINCT FROM lead.lost_reason_id
+                   -- a deal lost by this very statement gets its reason from "closed"
+                   AND NOT EXISTS (SELECT 1 FROM crm_lead_stage_history still
+                                    WHERE still.lead_id = lead.id AND still.date_out IS NULL)
+                   AND h.date_out = (SELECT max(last.date_out)
+                                       FROM crm_lead_stage_history last
+                                      WHERE last.lead_id = lead.id AND last.outcome = 'lost')
+             RETURNING h.id
+            )
+            """,
+            now=now,
+            uid=uid,
+        )

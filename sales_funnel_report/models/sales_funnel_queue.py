@@ -36,13 +36,16 @@ class SalesFunnelQueue(models.AbstractModel):
     _description = "Sales Funnel Recording Queue"
 
     @api.model
-    def _enqueue_deals(self, lead_ids, stays=True):
-        """Queue these deals' funnel rows, and their stays with ``stays``."""
+    def _enqueue_deals(self, lead_ids, stays=True, reasons=False):
+        """Queue these deals' funnel rows, and their stays with ``stays``;
+        ``reasons`` says that their loss reason was written."""
         if not lead_ids:
             return
         queue = self._pending()
         if stays:
             queue["history"].update(lead_ids)
+        if reasons:
+            queue["reasons"] = True
         queue["facts"].update(lead_ids)
 
     @api.model
@@ -90,6 +93,7 @@ class SalesFunnelQueue(models.AbstractModel):
         if queue is None:
             queue = data[FUNNEL_QUEUE] = {
                 "history": set(),
+                "reasons": False,
                 "facts": set(),
                 "orders": set(),
                 "moves": set(),
@@ -105,7 +109,7 @@ class SalesFunnelQueue(models.AbstractModel):
         if not queue:
             return
         history, facts = sorted(queue["history"]), queue["facts"]
-        self.env["crm.lead.stage.history"]._record(history)
+        self.env["crm.lead.stage.history"]._record(history, reasons=queue["reasons"])
         if queue["orders"] or queue["moves"]:
             facts |= self._deals_of(queue["orders"], queue["moves"])
         self.env["sales.funnel.fact"]._refresh(sorted(facts))

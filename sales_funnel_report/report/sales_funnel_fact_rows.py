@@ -31,7 +31,6 @@ class SalesFunnelFact(models.Model):
             WITH %(deal)s, %(milestone)s, %(stay)s, %(reached)s, %(deal_state)s,
             step_row AS (
                 %(pipeline_rows)s
-                 UNION ALL
                 %(fulfilment_rows)s
             )
             INSERT INTO sales_funnel_fact (
@@ -60,7 +59,10 @@ class SalesFunnelFact(models.Model):
                 reached=self._reached_cte(),
                 deal_state=self._deal_status_cte(),
                 pipeline_rows=self._pipeline_rows_sql(),
-                fulfilment_rows=self._fulfilment_rows_sql(),
+                # without milestones there are no fulfilment rows: nothing to plan
+                fulfilment_rows=SQL("UNION ALL %s", self._fulfilment_rows_sql())
+                if fulfilling
+                else SQL(),
                 on_conflict=SQL("ON CONFLICT (lead_id, step_id) DO NOTHING")
                 if on_conflict
                 else SQL(),
