@@ -17,6 +17,9 @@ BATCH_SIZE = 1000
 CALL_BUDGET = 3.0
 # A batch that lost a race with users' writes is tried again this many times.
 RETRIES = 5
+# While users' requests are running, the job waits this share of a batch's time
+# after it: it then takes at most half of a processor, and users keep the rest.
+GIVE_WAY = 1.0
 
 
 class SalesFunnelJob(models.Model):
@@ -37,7 +40,8 @@ class SalesFunnelJob(models.Model):
     deals afterwards fails with a serialization error and is retried by Odoo on
     fresh data: the batch never overwrites a deal's newer rows, and a user's
     write never keeps stale ones. The job remembers the last deal it reached,
-    so a killed run resumes there.
+    so a killed run resumes there. While users' requests are running, it gives
+    way after each batch (``GIVE_WAY``).
     """
 
     _name = "sales.funnel.job"
@@ -111,16 +115,35 @@ class SalesFunnelJob(models.Model):
         work remains."""
         started = time.monotonic()
         batches = 0
-        while self._process_one_batch_committed():
-            batches += 1
-            if time.monotonic() - started >= CALL_BUDGET:
+        while True:
+            batch_started = time.monotonic()
+            if not self._process_one_batch_committed():
                 break
+            batches += 1
+            now = time.monotonic()
+            pause = (now - batch_started) * GIVE_WAY if self._users_busy() else 0.0
+            if now + pause - started >= CALL_BUDGET:
+                break
+            time.sleep(pause)
         remaining = self.sudo().search_count([])
         self.env["ir.cron"]._notify_progress(done=batches, remaining=remaining)
         if remaining:
             # Odoo runs it again at once only within this pass; the trigger wakes a
             # cron worker for the next pass instead of its idle minute
             self.env.ref("sales_funnel_report.ir_cron_sales_funnel_jobs").sudo()._trigger()
+
+    @api.model
+    def _users_busy(self):
+        """Whether another session of this database is running a query now
+        (a user's request, another scheduled action), by PostgreSQL's own view."""
+        self.env.cr.execute(
+            """SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+                               WHERE datname = current_database()
+                                 AND pid <> pg_backend_pid()
+                                 AND backend_type = 'client backend'
+                                 AND state = 'active')"""
+        )
+        return self.env.cr.fetchone()[0]
 
     @api.model
     def _process_one_batch_committed(self):
@@ -184,12 +207,14 @@ class SalesFunnelJob(models.Model):
             self._finish()
 
     def _superseded(self):
-        """A later job over every deal of the same kind redoes this one's work."""
+        """A later job over every deal redoes this one's work: one of the same
+        kind, or a history rebuild, whose batches rewrite the funnel rows too."""
+        kinds = ["history"] if self.kind == "history" else ["facts", "history"]
         return bool(
             self.search_count(
                 [
                     ("id", ">", self.id),
-                    ("kind", "=", self.kind),
+                    ("kind", "in", kinds),
                     ("all_deals", "=", True),
                 ]
             )

@@ -192,6 +192,24 @@ class TestPipelineChangesQueueJobs(FunnelCase):
         self.assertFalse(first.exists())
         self.assertTrue(second.exists())
 
+    def test_a_later_rebuild_of_the_history_supersedes_funnel_updates(self):
+        """Its batches rewrite the funnel rows too: an update queued before it has
+        nothing left to do, and the rebuild's own job stays until a later one."""
+        deal = self.new_deal(day(0), stage=self.stage_b)
+        self.run_funnel_jobs()
+        with self.at(day(1)):
+            self.stage_c.with_user(self.manager).write({"sequence": 0})
+        self.flush_tracking()
+        update = self.Job.search([])
+        rebuild = self.Job._queue_rebuild()
+        self.assertEqual((update.kind, rebuild.kind), ("facts", "history"))
+        self.Job._process_one_batch()
+        self.assertFalse(update.exists())
+        self.assertTrue(rebuild.exists())
+        self.run_funnel_jobs()
+        self.assertFalse(self.Job.search([]))
+        self.assertEqual(self.axis(deal), [("C", "passed"), ("A", "passed"), ("B", "open")])
+
 
 @tagged("post_install", "-at_install")
 class TestStagesAfterWon(FunnelCase):

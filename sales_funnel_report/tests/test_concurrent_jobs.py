@@ -1,12 +1,15 @@
 import threading
 import time
 from contextlib import closing
+from unittest.mock import patch
 
 from psycopg2.errors import SerializationFailure
 
 from odoo import SUPERUSER_ID, api, sql_db
 from odoo.tests import TransactionCase, tagged
 from odoo.tools import mute_logger
+
+from ..models import sales_funnel_job
 
 
 @tagged("post_install", "-at_install")
@@ -206,3 +209,31 @@ class TestJobsRaceUsers(TransactionCase):
         self.assertEqual(stays, [(s2, "forward", True, False), (s3, "open", None, True)])
         self.assertEqual(self.rows(deal), [(s1, True, False), (s2, True, False), (s3, False, True)])
         self.assertEqual(jobs, 0)
+
+    def test_the_job_gives_way_while_users_run_requests(self):
+        """A user's request running on another connection is seen, and the
+        scheduled action then waits after each batch as long as the batch took."""
+        self.queue_resequence()
+        with self.connection() as job_cr, self.connection() as user_cr:
+            Job = self.env_of(job_cr)["sales.funnel.job"]
+            self.assertFalse(Job._users_busy())
+            user = threading.Thread(target=user_cr.execute, args=("SELECT pg_sleep(1.5)",))
+            user.start()
+            time.sleep(0.5)
+            job_cr.commit()  # pylint: disable=invalid-commit
+            busy = Job._users_busy()
+            user.join(5.0)
+            job_cr.commit()  # pylint: disable=invalid-commit
+            self.assertTrue(busy)
+            self.assertFalse(Job._users_busy())
+            pauses = []
+            with (
+                patch.object(sales_funnel_job, "BATCH_SIZE", 3),
+                patch.object(type(Job), "_users_busy", lambda job: True),
+                patch.object(sales_funnel_job.time, "sleep", pauses.append),
+            ):
+                Job._cron_process()
+        # four deals in batches of three: a pause after each, as long as the batch
+        self.assertEqual(len(pauses), 2)
+        self.assertTrue(all(0 < pause < 10 for pause in pauses))
+        self.assertEqual(self.rows(self.deal_ids[0])[0][0], self.stage_ids[2])
