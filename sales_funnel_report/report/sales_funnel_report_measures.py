@@ -15,9 +15,17 @@ class SalesFunnelReport(models.Model):
     def _read_group(
         self, domain, groupby=(), aggregates=(), having=(), offset=0, limit=None, order=None
     ):
-        # Whether a group can be one step's numbers (see _measure_sql): grouped by
-        # the step (or its stage, or a fulfilment step), or the rows of a domain.
-        by_step = not groupby or any(spec.split(":")[0] in STEP_DIMENSIONS for spec in groupby)
+        # Whether a group is one step's numbers (see _measure_sql): always when
+        # grouped by the step; it can be when grouped by its stage or a fulfilment
+        # step (the stages' empty group holds the fulfilment steps), or for the
+        # rows of a domain; never otherwise.
+        grouped = {spec.split(":")[0] for spec in groupby}
+        if "step_id" in grouped:
+            by_step = "always"
+        elif not groupby or grouped & STEP_DIMENSIONS:
+            by_step = "can"
+        else:
+            by_step = "never"
         if any(spec.startswith("stuck_count") for spec in aggregates):
             # stuck is read at cr.now() from the stays, stages and learned times
             self.env["crm.lead"]._flush_stuck_sources()
@@ -62,8 +70,12 @@ class SalesFunnelReport(models.Model):
         at_position = SQL("NOT %s", column("is_passed"))
 
         def per_step_or_deal(per_step, per_deal):
-            if not self.env.context.get("sales_funnel_by_step", True):
+            # each aggregate costs every row of the group: only those that can apply
+            by_step = self.env.context.get("sales_funnel_by_step", "can")
+            if by_step == "never":
                 return per_deal
+            if by_step == "always":
+                return per_step
             return SQL(
                 "CASE WHEN MIN(%s) = MAX(%s) THEN %s ELSE %s END",
                 step,
