@@ -70,19 +70,7 @@ class SalesFunnelReport(models.Model):
         at_position = SQL("NOT %s", column("is_passed"))
 
         def per_step_or_deal(per_step, per_deal):
-            # each aggregate costs every row of the group: only those that can apply
-            by_step = self.env.context.get("sales_funnel_by_step", "can")
-            if by_step == "never":
-                return per_deal
-            if by_step == "always":
-                return per_step
-            return SQL(
-                "CASE WHEN MIN(%s) = MAX(%s) THEN %s ELSE %s END",
-                step,
-                step,
-                per_step,
-                per_deal,
-            )
+            return self._per_step_or_deal(step, per_step, per_deal)
 
         def count(*conditions):
             if not conditions:
@@ -141,6 +129,19 @@ class SalesFunnelReport(models.Model):
                 duration,
             )
         return None
+
+    def _per_step_or_deal(self, step, per_step, per_deal):
+        """The aggregate of a group that is one step's rows, or the one counting
+        each deal once, or both, chosen per group by its steps: each aggregate
+        costs every row of the group, so only those that can apply."""
+        by_step = self.env.context.get("sales_funnel_by_step", "can")
+        if by_step == "never":
+            return per_deal
+        if by_step == "always":
+            return per_step
+        return SQL(
+            "CASE WHEN MIN(%s) = MAX(%s) THEN %s ELSE %s END", step, step, per_step, per_deal
+        )
 
     def _order_field_to_sql(self, alias, field_name, direction, nulls, query):
         # Steps and stages in pipeline order, like the counting rules, whatever their
