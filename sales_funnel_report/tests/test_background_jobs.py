@@ -192,6 +192,28 @@ class TestPipelineChangesQueueJobs(FunnelCase):
         self.assertFalse(first.exists())
         self.assertTrue(second.exists())
 
+    def test_batches_shrink_on_a_busy_server_and_grow_back(self):
+        """A batch slower than ``BATCH_SECONDS`` makes the next one smaller, down to
+        ``MIN_BATCH_SIZE`` deals, so that a save waiting for a batch does not wait
+        longer on a busy server; a quick one brings the size back up."""
+        for n in range(6):
+            self.new_deal(day(0), stage=self.stage_c, name=f"D{n}")
+        self.run_funnel_jobs()
+        with self.at(day(1)):
+            self.stage_c.with_user(self.manager).write({"sequence": 0})
+        self.flush_tracking()
+        job = self.Job.search([])
+        progress = []
+        with (
+            patch.object(sales_funnel_job, "BATCH_SIZE", 4),
+            patch.object(sales_funnel_job, "MIN_BATCH_SIZE", 1),
+        ):
+            for seconds in (1e-9, 1e9, 1e9):
+                with patch.object(sales_funnel_job, "BATCH_SECONDS", seconds):
+                    self.Job._process_one_batch()
+                progress.append((job.done, job.batch_size) if job.exists() else "ended")
+        self.assertEqual(progress, [(4, 1), (5, 4), "ended"])
+
     def test_a_later_rebuild_of_the_history_supersedes_funnel_updates(self):
         """Its batches rewrite the funnel rows too: an update queued before it has
         nothing left to do, and the rebuild's own job stays until a later one."""
