@@ -21,6 +21,16 @@ class TestPipelineChangesQueueJobs(FunnelCase):
         )
         self.run_funnel_jobs()  # the stage just created queued its own job
 
+    def deals_then_stage_moved_first(self, count, stage):
+        """``count`` deals in ``stage``, recorded; then the manager moves the stage
+        first in the pipeline, which queues one job."""
+        for n in range(count):
+            self.new_deal(day(0), stage=stage, name=f"D{n}")
+        self.run_funnel_jobs()
+        with self.at(day(1)):
+            stage.with_user(self.manager).write({"sequence": 0})
+        self.flush_tracking()
+
     def test_saving_a_stage_unchanged_queues_nothing(self):
         self.stage_b.with_user(self.manager).write(
             {"sequence": self.stage_b.sequence, "is_won": False, "team_id": self.team.id}
@@ -121,12 +131,7 @@ class TestPipelineChangesQueueJobs(FunnelCase):
             self.env["sales.funnel.report"].with_user(portal).get_update_notice()
 
     def test_the_scheduled_action_reports_progress_and_wakes_itself(self):
-        for n in range(3):
-            self.new_deal(day(0), stage=self.stage_b, name=f"D{n}")
-        self.run_funnel_jobs()
-        with self.at(day(1)):
-            self.stage_b.with_user(self.manager).write({"sequence": 0})
-        self.flush_tracking()
+        self.deals_then_stage_moved_first(3, self.stage_b)
         cron = self.env.ref("sales_funnel_report.ir_cron_sales_funnel_jobs")
         Trigger = self.env["ir.cron.trigger"].sudo()
         calls = []
@@ -196,12 +201,7 @@ class TestPipelineChangesQueueJobs(FunnelCase):
         """A batch slower than ``BATCH_SECONDS`` makes the next one smaller, down to
         ``MIN_BATCH_SIZE`` deals, so that a save waiting for a batch does not wait
         longer on a busy server; a quick one brings the size back up."""
-        for n in range(6):
-            self.new_deal(day(0), stage=self.stage_c, name=f"D{n}")
-        self.run_funnel_jobs()
-        with self.at(day(1)):
-            self.stage_c.with_user(self.manager).write({"sequence": 0})
-        self.flush_tracking()
+        self.deals_then_stage_moved_first(6, self.stage_c)
         job = self.Job.search([])
         progress = []
         with (
