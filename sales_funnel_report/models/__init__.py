@@ -10,7 +10,9 @@ from . import ir_actions
 from . import ir_module_module
 from . import ir_ui_view
 from . import mail_message
+from . import res_company
 from . import res_config_settings
+from . import res_users
 from . import sale_order
 from . import sale_order_line
 from . import sales_funnel_job

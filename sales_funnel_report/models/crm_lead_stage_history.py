@@ -106,7 +106,10 @@ class CrmLeadStageHistory(models.Model):
         that no deal's loss reason changed since it was last recorded, which
         leaves the later-reason rule out of the statement (planning it was a
         tenth of a stage write's recording). Returns how many stays were closed
-        as lost, closed by a move, opened, and given a later reason.
+        as lost, closed by a move, opened, and given a later reason, and whether
+        any of the deals has an order confirmed once (``ordered``, which the
+        rewrite of their funnel rows needs: asked here, it saves it a round
+        trip).
         """
         if lead_ids is not None and not lead_ids:
             return {}
@@ -168,7 +171,10 @@ class CrmLeadStageHistory(models.Model):
             SELECT (SELECT count(*) FROM closed WHERE outcome = 'lost'),
                    (SELECT count(*) FROM closed WHERE outcome <> 'lost'),
                    (SELECT count(*) FROM opened),
-                   %(reason_count)s
+                   %(reason_count)s,
+                   EXISTS (SELECT 1 FROM sale_order so
+                            WHERE so.funnel_confirmed_at IS NOT NULL
+                              AND so.opportunity_id IN (SELECT id FROM lead))
             """,
                 only=SQL("TRUE") if lead_ids is None else SQL("l.id = ANY(%s)", list(lead_ids)),
                 reason=SQL(", %s", self._later_reason_cte(now, uid)) if reasons else SQL(),
@@ -178,9 +184,15 @@ class CrmLeadStageHistory(models.Model):
                 uid=uid,
             )
         )
-        lost, moved, opened, later = self.env.cr.fetchone()
+        lost, moved, opened, later, ordered = self.env.cr.fetchone()
         self.invalidate_model()
-        return {"lost": lost, "moved": moved, "opened": opened, "reasons": later}
+        return {
+            "lost": lost,
+            "moved": moved,
+            "opened": opened,
+            "reasons": later,
+            "ordered": ordered,
+        }
 
     @api.model
     def _later_reason_cte(self, now, uid):

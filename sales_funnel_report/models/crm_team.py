@@ -24,4 +24,5 @@ class CrmTeam(models.Model):
         # told by their team any more once it is gone
         if self:
             self.env["sales.funnel.queue"]._enqueue_pipeline(all_deals=True)
+            self.env["sales.funnel.fact"].sudo()._forget_deleted("team_id", self.ids)
         return super().unlink()

@@ -109,10 +109,25 @@ class SalesFunnelQueue(models.AbstractModel):
         if not queue:
             return
         history, facts = sorted(queue["history"]), queue["facts"]
-        self.env["crm.lead.stage.history"]._record(history, reasons=queue["reasons"])
+        recorded = self.env["crm.lead.stage.history"]._record(history, reasons=queue["reasons"])
+        # whether the deals have an order confirmed once, when already known
+        fulfilling = recorded.get("ordered") if facts == set(history) else None
         if queue["orders"] or queue["moves"]:
-            facts |= self._deals_of(queue["orders"], queue["moves"])
-        self.env["sales.funnel.fact"]._refresh(sorted(facts))
+            ordering = self._deals_of(queue["orders"], queue["moves"])
+            if not ordering <= facts:
+                fulfilling = None
+            facts |= ordering
+            if self._confirmed_in_cache(queue["orders"]):
+                fulfilling = True
+        self.env["sales.funnel.fact"]._refresh(sorted(facts), fulfilling=fulfilling)
+
+    @api.model
+    def _confirmed_in_cache(self, order_ids):
+        """Whether one of these orders is known, from the cache, to have been
+        confirmed once (the confirmation just written, usually)."""
+        orders = self.env["sale.order"].browse(sorted(order_ids))
+        field = orders._fields["funnel_confirmed_at"]
+        return any(self.env.cache.get_values(orders, field))
 
     @api.model
     def _deals_of(self, order_ids, move_ids):

@@ -2,23 +2,62 @@ from odoo import models
 from odoo.tools import SQL
 
 from .sales_funnel_milestone import milestones_cte, no_milestones_cte
+from .sales_funnel_outcomes import FLAGS
+
+# The columns of a funnel row, as the statement below writes them.
+ROW_COLUMNS = (
+    "step_id",
+    "is_fulfilment",
+    "stage_id",
+    "stage_sequence",
+    "lead_id",
+    *FLAGS,
+    "skipped",
+    "expected_revenue",
+    "company_id",
+    "duration_days",
+    "team_id",
+    "user_id",
+    "lost_reason_id",
+    "create_date",
+    "date_in",
+    "visit_count",
+)
+COLUMNS = SQL(", ").join(map(SQL.identifier, ROW_COLUMNS))
+# A row already there is updated only when it changed (composed once: it is the
+# same for every statement).
+KEPT_COLUMNS = [column for column in ROW_COLUMNS if column not in ("lead_id", "step_id")]
+UPDATE_CHANGED = SQL(
+    "ON CONFLICT (lead_id, step_id) DO UPDATE SET %s WHERE (%s) IS DISTINCT FROM (%s)",
+    SQL(", ").join(
+        SQL("%s = EXCLUDED.%s", SQL.identifier(c), SQL.identifier(c)) for c in KEPT_COLUMNS
+    ),
+    SQL(", ").join(SQL.identifier("f", c) for c in KEPT_COLUMNS),
+    SQL(", ").join(SQL.identifier("excluded", c) for c in KEPT_COLUMNS),
+)
 
 
 class SalesFunnelFact(models.Model):
     """The counting rules of the funnel rows, as the parts of the one statement
-    that writes them (:meth:`_insert_rows`): one CTE per rule, the rule in its
+    that writes them (:meth:`_write_rows`): one CTE per rule, the rule in its
     docstring. The milestones are in ``sales_funnel_milestone.py``; the storage
     and when rows are rewritten, in ``sales_funnel_fact.py``."""
 
     _inherit = "sales.funnel.fact"
 
-    def _insert_rows(self, only, only_lead, fulfilling=True, on_conflict=True):
-        """Insert the funnel rows of the deals ``only_lead`` selects (alias ``l``),
-        ``only`` selecting their stays, from the query parts below, one CTE each.
-        ``fulfilling=False`` says that none of them has an order confirmed once:
-        their milestones are then known empty (see ``sales_funnel_milestone.py``).
-        ``on_conflict=False`` is for the bulk load, which runs without the unique
-        key (see :meth:`_refresh`): a speculative insertion per row made it 2.5
+    def _write_rows(self, only, only_lead, fulfilling=True, bulk=False):
+        """Write the funnel rows of the deals ``only_lead`` selects (alias ``l``),
+        ``only`` selecting their stays and rows, from the query parts below, one
+        CTE each. ``fulfilling=False`` says that none of them has an order
+        confirmed once: their milestones are then known empty (see
+        ``sales_funnel_milestone.py``).
+
+        Live, the deals' rows are brought in line: a row no longer reached is
+        deleted, a new one inserted, a changed one updated; a row that did not
+        change is not written at all (a stage move changes two or three rows of
+        the deal's five or so). ``bulk=True`` only inserts, into the table the
+        bulk load emptied and freed of its unique key (see
+        :meth:`_refresh_all_bulk`): a speculative insertion per row made it 2.5
         times slower at a million deals.
 
         Each row's outcome is a flag: passed, lost or open at the step; *won* at
@@ -32,25 +71,27 @@ class SalesFunnelFact(models.Model):
             step_row AS (
                 %(pipeline_rows)s
                 %(fulfilment_rows)s
-            )
-            INSERT INTO sales_funnel_fact (
-                step_id, is_fulfilment, stage_id, stage_sequence, lead_id,
-                is_passed, is_lost, is_open, is_won, is_deal_won, is_deal_paid,
-                is_deal_lost, is_lead, skipped, expected_revenue, company_id, duration_days,
-                team_id, user_id, lost_reason_id, create_date, date_in, visit_count)
-            SELECT r.step_id, r.fulfilment, r.stage_id, r.sequence, r.lead_id,
-                   r.state = 'passed', r.state = 'lost', r.state = 'open',
-                   r.last_won AND d.deal_state IN ('won', 'paid'),
-                   d.deal_state IN ('won', 'paid'), d.deal_state = 'paid',
-                   d.deal_state = 'lost', d.type IS NOT DISTINCT FROM 'lead',
-                   r.skipped, COALESCE(d.expected_revenue, 0), d.company_id,
-                   CASE WHEN r.state IN ('passed', 'lost') THEN r.days END,
-                   d.team_id, d.user_id,
-                   CASE WHEN r.state = 'lost' THEN d.lost_reason_id END,
-                   d.create_date,
-                   r.date_in, r.visits
-              FROM step_row r
-              JOIN deal_state d ON d.id = r.lead_id
+            ), fact_row AS (
+                SELECT r.step_id, r.fulfilment AS is_fulfilment, r.stage_id,
+                       r.sequence AS stage_sequence, r.lead_id,
+                       r.state = 'passed' AS is_passed, r.state = 'lost' AS is_lost,
+                       r.state = 'open' AS is_open,
+                       r.last_won AND d.deal_state IN ('won', 'paid') AS is_won,
+                       d.deal_state IN ('won', 'paid') AS is_deal_won,
+                       d.deal_state = 'paid' AS is_deal_paid,
+                       d.deal_state = 'lost' AS is_deal_lost,
+                       d.type IS NOT DISTINCT FROM 'lead' AS is_lead,
+                       r.skipped, COALESCE(d.expected_revenue, 0) AS expected_revenue,
+                       d.company_id,
+                       CASE WHEN r.state IN ('passed', 'lost') THEN r.days END AS duration_days,
+                       d.team_id, d.user_id,
+                       CASE WHEN r.state = 'lost' THEN d.lost_reason_id END AS lost_reason_id,
+                       d.create_date, r.date_in, r.visits AS visit_count
+                  FROM step_row r
+                  JOIN deal_state d ON d.id = r.lead_id
+            )%(gone)s
+            INSERT INTO sales_funnel_fact AS f (%(columns)s)
+            SELECT %(columns)s FROM fact_row
             %(on_conflict)s
             """,
                 deal=self._deals_cte(only_lead),
@@ -63,10 +104,22 @@ class SalesFunnelFact(models.Model):
                 fulfilment_rows=SQL("UNION ALL %s", self._fulfilment_rows_sql())
                 if fulfilling
                 else SQL(),
-                on_conflict=SQL("ON CONFLICT (lead_id, step_id) DO NOTHING")
-                if on_conflict
-                else SQL(),
+                columns=COLUMNS,
+                gone=SQL() if bulk else self._gone_rows_sql(only),
+                on_conflict=SQL() if bulk else UPDATE_CHANGED,
             )
+        )
+
+    def _gone_rows_sql(self, only):
+        """``gone``: the deals' rows of steps they no longer reached."""
+        return SQL(
+            """, gone AS (
+                DELETE FROM sales_funnel_fact old
+                 WHERE %s
+                   AND NOT EXISTS (SELECT 1 FROM fact_row new
+                                    WHERE new.lead_id = old.lead_id AND new.step_id = old.step_id)
+            )""",
+            only,
         )
 
     def _deals_cte(self, only_lead):

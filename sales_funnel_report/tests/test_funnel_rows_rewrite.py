@@ -1,0 +1,114 @@
+from odoo.tests import new_test_user, tagged
+
+from .common import day
+from .fulfilment_common import FulfilmentCase
+
+
+@tagged("post_install", "-at_install")
+class TestFunnelRowsRewrite(FulfilmentCase):
+    """How recording rewrites a deal's funnel rows: only the rows that change,
+    in as few statements as possible, and the copies of deleted salespeople,
+    teams and companies emptied as a foreign key would."""
+
+    def stored(self, deal):
+        """The deal's pipeline rows by stage name: (row id, physical place, outcome).
+        A row rewritten in place keeps its id and moves; one left alone keeps both."""
+        self.flush_tracking()
+        names = {stage.id: stage.name for stage in self.env["crm.stage"].search([])}
+        self.env.cr.execute(
+            """SELECT stage_id, id, ctid::text,
+                      CASE WHEN is_passed THEN 'passed' WHEN is_open THEN 'open'
+                           WHEN is_lost THEN 'lost' ELSE 'won' END
+                 FROM sales_funnel_fact WHERE lead_id = %s AND NOT is_fulfilment""",
+            [deal.id],
+        )
+        return {
+            names[stage_id]: (row_id, place, state)
+            for stage_id, row_id, place, state in self.env.cr.fetchall()
+        }
+
+    def test_a_move_writes_only_the_rows_that_change(self):
+        deal = self.deal(day(0))
+        self.move(deal, self.stage_b, day(1))
+        at_b = self.stored(deal)
+        self.assertEqual(
+            {stage: state for stage, (_id, _place, state) in at_b.items()},
+            {"A": "passed", "B": "open"},
+        )
+        self.move(deal, self.stage_c, day(3))
+        at_c = self.stored(deal)
+        self.assertEqual(at_c["A"], at_b["A"], "A did not change: neither rewritten nor moved")
+        self.assertEqual(at_c["B"][0], at_b["B"][0], "B is the same row...")
+        self.assertNotEqual(at_c["B"][1], at_b["B"][1], "...updated in place")
+        self.assertEqual(at_c["B"][2], "passed")
+        self.assertEqual(at_c["C"][2], "open")
+        self.assertNotIn(at_c["C"][0], {row_id for row_id, _place, _state in at_b.values()})
+
+        # back to A: B and C are no longer reached, their rows go; A's is the same row
+        self.move(deal, self.stage_a, day(4))
+        at_a = self.stored(deal)
+        self.assertEqual(list(at_a), ["A"])
+        self.assertEqual(at_a["A"][0], at_b["A"][0])
+        self.assertEqual(at_a["A"][2], "open")
+
+    def test_a_stage_write_is_recorded_in_two_statements(self):
+        # one for the stays (which also tells whether the deal has an order), one
+        # for the funnel rows
+        plain = self.deal(day(0), name="Plain")
+        ordered = self.deal(day(0), name="Ordered")
+        order = self.order(ordered, day(1))
+        self.invoice(order, day(2))
+        for deal in (plain, ordered):
+            self.assertEqual(
+                self.queries_to_record(
+                    lambda d=deal: d.write({"stage_id": self.stage_b.id}), day(3)
+                ),
+                2,
+            )
+        # the deal with an order kept its fulfilment rows
+        self.assertEqual(
+            self.steps(ordered),
+            [
+                ("A", "passed", False, 3.0, day(0)),
+                ("B", "passed", False, 0.0, day(3)),
+                ("C", "passed", True, None, day(1)),
+                ("Won", "passed", True, None, day(1)),
+                ("Order", "passed", False, 1.0, day(1)),
+                # won at its position: a deal with an order is won (the default setting)
+                ("Invoiced", "won", False, None, day(2).replace(hour=0)),
+            ],
+        )
+
+    def test_a_deleted_salesperson_leaves_the_rows_unassigned(self):
+        seller = new_test_user(
+            self.env, login="funnel_leaving", groups="sales_team.group_sale_salesman"
+        )
+        deal = self.new_deal(day(0), user=seller)
+        self.move(deal, self.stage_b, day(1))
+        seller.unlink()
+        groups = self.env["sales.funnel.report"].web_read_group(
+            [("lead_id", "=", deal.id)], ["lead_count"], ["user_id"]
+        )["groups"]
+        self.assertEqual([(g["user_id"], g["lead_count"]) for g in groups], [(False, 1)])
+
+    def test_a_deleted_team_leaves_the_rows_without_team_at_once(self):
+        deal = self.new_deal(day(0))
+        self.move(deal, self.stage_b, day(1))
+        # its stages stay, shared by all teams now
+        self.team.unlink()
+        # before the background job rewrites the deal's rows: no deleted team in them
+        Report = self.env["sales.funnel.report"]
+        groups = Report.web_read_group([("lead_id", "=", deal.id)], ["lead_count"], ["team_id"])
+        self.assertEqual([(g["team_id"], g["lead_count"]) for g in groups["groups"]], [(False, 1)])
+        self.run_funnel_jobs()
+        self.assertEqual(self.axis(deal), [("A", "passed"), ("B", "open")])
+
+    def test_a_deleted_company_leaves_the_rows_without_company(self):
+        company = self.env["res.company"].create({"name": "Closed branch"})
+        deal = self.new_deal(day(0), user=self.env.user, company_id=company.id, team_id=False)
+        company.unlink()
+        self.env.cr.execute(
+            "SELECT count(*), count(company_id) FROM sales_funnel_fact WHERE lead_id = %s",
+            [deal.id],
+        )
+        self.assertEqual(self.env.cr.fetchone(), (1, 0))
