@@ -22,7 +22,9 @@ class CrmTeam(models.Model):
     def unlink(self):
         # the deals lose their team, and with it their pipeline: they cannot be
         # told by their team any more once it is gone
-        if self:
+        ids = self.ids
+        if ids:
             self.env["sales.funnel.queue"]._enqueue_pipeline(all_deals=True)
-            self.env["sales.funnel.fact"].sudo()._forget_deleted("team_id", self.ids)
-        return super().unlink()
+        res = super().unlink()
+        self.env["sales.funnel.fact"].sudo()._forget_deleted("team_id", ids)
+        return res

@@ -5,5 +5,8 @@ class ResCompany(models.Model):
     _inherit = "res.company"
 
     def unlink(self):
-        self.env["sales.funnel.fact"].sudo()._forget_deleted("company_id", self.ids)
-        return super().unlink()
+        ids = self.ids
+        res = super().unlink()
+        # once deleted: a refusal raised by the unlink leaves the rows untouched
+        self.env["sales.funnel.fact"].sudo()._forget_deleted("company_id", ids)
+        return res

@@ -99,6 +99,8 @@ class SalesFunnelFact(models.Model):
     def _forget_deleted(self, fname, ids):
         """Empty the copies of ``fname`` (``user_id``, ``team_id``, ``company_id``)
         that name the deleted records ``ids``, as the deals' own foreign keys do."""
+        if not ids:
+            return
         self.flush_model([fname])
         self.env.cr.execute(
             SQL(
