@@ -80,7 +80,7 @@ class CrmLeadStageHistory(models.Model):
             )
 
     @api.model
-    def _record(self, lead_ids, at=None, reasons=True):
+    def _record(self, lead_ids, at=None, reasons=True, ordered=False):
         """Bring the stays of ``lead_ids`` in line with the deals' current state.
 
         Called for the deals a transaction changed, once before it commits (see
@@ -106,10 +106,10 @@ class CrmLeadStageHistory(models.Model):
         that no deal's loss reason changed since it was last recorded, which
         leaves the later-reason rule out of the statement (planning it was a
         tenth of a stage write's recording). Returns how many stays were closed
-        as lost, closed by a move, opened, and given a later reason, and whether
-        any of the deals has an order confirmed once (``ordered``, which the
-        rewrite of their funnel rows needs: asked here, it saves it a round
-        trip).
+        as lost, closed by a move, opened, and given a later reason, and, with
+        ``ordered``, whether any of the deals has an order confirmed once (which
+        the rewrite of the same deals' funnel rows needs: asked here, it saves
+        it a round trip).
         """
         if lead_ids is not None and not lead_ids:
             return {}
@@ -172,13 +172,18 @@ class CrmLeadStageHistory(models.Model):
                    (SELECT count(*) FROM closed WHERE outcome <> 'lost'),
                    (SELECT count(*) FROM opened),
                    %(reason_count)s,
-                   EXISTS (SELECT 1 FROM sale_order so
-                            WHERE so.funnel_confirmed_at IS NOT NULL
-                              AND so.opportunity_id IN (SELECT id FROM lead))
+                   %(ordered)s
             """,
                 only=SQL("TRUE") if lead_ids is None else SQL("l.id = ANY(%s)", list(lead_ids)),
                 reason=SQL(", %s", self._later_reason_cte(now, uid)) if reasons else SQL(),
                 reason_count=SQL("(SELECT count(*) FROM reason)") if reasons else SQL("0"),
+                ordered=SQL(
+                    """EXISTS (SELECT 1 FROM sale_order so
+                                WHERE so.funnel_confirmed_at IS NOT NULL
+                                  AND so.opportunity_id IN (SELECT id FROM lead))"""
+                )
+                if ordered
+                else SQL("NULL"),
                 at=at if at is not None else SQL("%s::timestamp", now),
                 now=now,
                 uid=uid,

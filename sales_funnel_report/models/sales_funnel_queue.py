@@ -109,9 +109,13 @@ class SalesFunnelQueue(models.AbstractModel):
         if not queue:
             return
         history, facts = sorted(queue["history"]), queue["facts"]
-        recorded = self.env["crm.lead.stage.history"]._record(history, reasons=queue["reasons"])
-        # whether the deals have an order confirmed once, when already known
-        fulfilling = recorded.get("ordered") if facts == set(history) else None
+        # whether the deals have an order confirmed once: asked with their stays
+        # when the funnel rows to rewrite are those deals' only
+        same_deals = facts == set(history)
+        recorded = self.env["crm.lead.stage.history"]._record(
+            history, reasons=queue["reasons"], ordered=same_deals
+        )
+        fulfilling = recorded.get("ordered") if same_deals else None
         if queue["orders"] or queue["moves"]:
             ordering = self._deals_of(queue["orders"], queue["moves"])
             if not ordering <= facts:
