@@ -1,6 +1,8 @@
 from odoo import api, fields, models
 from odoo.tools import SQL
 
+from .many2one_copy import Many2oneCopy
+
 
 class CrmLeadStageHistory(models.Model):
     """One stay of a deal in a stage.
@@ -8,12 +10,15 @@ class CrmLeadStageHistory(models.Model):
     Rows are written by :meth:`_record`, which reconciles the history of a
     set of deals with their current state in one statement, and by the
     rebuild from the chatter (``sales.funnel.rebuild``); nobody edits them by
-    hand (see the access rights).
+    hand (see the access rights). A stay's times are its own (``date_in``,
+    ``date_out``); who moved the deal is in the chatter: no author columns,
+    whose keys were checked on every stay written.
     """
 
     _name = "crm.lead.stage.history"
     _inherit = ["sales.funnel.recorded.mixin"]
     _description = "Stay of a deal in a stage"
+    _log_access = False
     _order = "lead_id, date_in, id"
     _rec_name = "stage_id"
 
@@ -53,9 +58,10 @@ class CrmLeadStageHistory(models.Model):
     lost_reason_id = fields.Many2one(
         "crm.lost.reason", string="Loss Reason", ondelete="set null", readonly=True
     )
-    user_id = fields.Many2one("res.users", string="Salesperson", readonly=True)
-    team_id = fields.Many2one("crm.team", string="Sales Team", readonly=True)
-    company_id = fields.Many2one("res.company", readonly=True)
+    # the deal's when the stay opened
+    user_id = Many2oneCopy("res.users", string="Salesperson", readonly=True)
+    team_id = Many2oneCopy("crm.team", string="Sales Team", readonly=True)
+    company_id = Many2oneCopy("res.company", readonly=True)
 
     _sql_constraints = [
         (
@@ -113,9 +119,8 @@ class CrmLeadStageHistory(models.Model):
         """
         if lead_ids is not None and not lead_ids:
             return {}
+        assert lead_ids is not None or not ordered, "ordered: for given deals only"
         self.env.flush_all()
-        now = self.env.cr.now()
-        uid = self.env.uid
         self.env.cr.execute(
             SQL(
                 """
@@ -138,9 +143,7 @@ class CrmLeadStageHistory(models.Model):
                            WHEN NOT lead.active THEN 'lost'
                            WHEN (ns.sequence, ns.id) > (os.sequence, os.id) THEN 'forward'
                            ELSE 'back' END,
-                       lost_reason_id = CASE WHEN NOT lead.active THEN lead.lost_reason_id END,
-                       write_uid = %(uid)s,
-                       write_date = %(now)s
+                       lost_reason_id = CASE WHEN NOT lead.active THEN lead.lost_reason_id END
                   FROM lead
                   JOIN crm_stage os ON TRUE
                   LEFT JOIN crm_stage ns ON ns.id = lead.stage_id
@@ -153,10 +156,9 @@ class CrmLeadStageHistory(models.Model):
              RETURNING h.id, h.outcome
             )%(reason)s, opened AS (
                 INSERT INTO crm_lead_stage_history (
-                    lead_id, stage_id, date_in, outcome, user_id, team_id, company_id,
-                    create_uid, create_date, write_uid, write_date)
+                    lead_id, stage_id, date_in, outcome, user_id, team_id, company_id)
                 SELECT lead.id, lead.stage_id, lead.t, 'open', lead.user_id, lead.team_id,
-                       lead.company_id, %(uid)s, %(now)s, %(uid)s, %(now)s
+                       lead.company_id
                   FROM lead
                  WHERE lead.active
                    AND lead.stage_id IS NOT NULL
@@ -175,18 +177,18 @@ class CrmLeadStageHistory(models.Model):
                    %(ordered)s
             """,
                 only=SQL("TRUE") if lead_ids is None else SQL("l.id = ANY(%s)", list(lead_ids)),
-                reason=SQL(", %s", self._later_reason_cte(now, uid)) if reasons else SQL(),
+                reason=SQL(", %s", self._later_reason_cte()) if reasons else SQL(),
                 reason_count=SQL("(SELECT count(*) FROM reason)") if reasons else SQL("0"),
+                # by the ids rather than over "lead": a tenth of the statement's planning less
                 ordered=SQL(
                     """EXISTS (SELECT 1 FROM sale_order so
                                 WHERE so.funnel_confirmed_at IS NOT NULL
-                                  AND so.opportunity_id IN (SELECT id FROM lead))"""
+                                  AND so.opportunity_id = ANY(%s))""",
+                    list(lead_ids),
                 )
                 if ordered
                 else SQL("NULL"),
-                at=at if at is not None else SQL("%s::timestamp", now),
-                now=now,
-                uid=uid,
+                at=at if at is not None else SQL("%s::timestamp", self.env.cr.now()),
             )
         )
         lost, moved, opened, later, ordered = self.env.cr.fetchone()
@@ -200,16 +202,14 @@ class CrmLeadStageHistory(models.Model):
         }
 
     @api.model
-    def _later_reason_cte(self, now, uid):
+    def _later_reason_cte(self):
         """``reason``: the loss reason written on a deal after it was lost lands
         on its last lost stay (see :meth:`_record`)."""
         return SQL(
             """
             reason AS (
                 UPDATE crm_lead_stage_history h
-                   SET lost_reason_id = lead.lost_reason_id,
-                       write_uid = %(uid)s,
-                       write_date = %(now)s
+                   SET lost_reason_id = lead.lost_reason_id
                   FROM lead
                  WHERE h.lead_id = lead.id
                    AND NOT lead.active
@@ -223,7 +223,5 @@ class CrmLeadStageHistory(models.Model):
                                       WHERE last.lead_id = lead.id AND last.outcome = 'lost')
              RETURNING h.id
             )
-            """,
-            now=now,
-            uid=uid,
+            """
         )

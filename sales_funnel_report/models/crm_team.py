@@ -26,5 +26,5 @@ class CrmTeam(models.Model):
         if ids:
             self.env["sales.funnel.queue"]._enqueue_pipeline(all_deals=True)
         res = super().unlink()
-        self.env["sales.funnel.fact"].sudo()._forget_deleted("team_id", ids)
+        self.env["sales.funnel.recorded.mixin"].sudo()._forget_deleted("team_id", ids)
         return res

@@ -8,5 +8,5 @@ class ResCompany(models.Model):
         ids = self.ids
         res = super().unlink()
         # once deleted: a refusal raised by the unlink leaves the rows untouched
-        self.env["sales.funnel.fact"].sudo()._forget_deleted("company_id", ids)
+        self.env["sales.funnel.recorded.mixin"].sudo()._forget_deleted("company_id", ids)
         return res

@@ -8,5 +8,5 @@ class ResUsers(models.Model):
         ids = self.ids
         res = super().unlink()
         # once deleted: a refusal raised by the unlink leaves the rows untouched
-        self.env["sales.funnel.fact"].sudo()._forget_deleted("user_id", ids)
+        self.env["sales.funnel.recorded.mixin"].sudo()._forget_deleted("user_id", ids)
         return res

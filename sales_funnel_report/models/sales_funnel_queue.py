@@ -186,3 +186,26 @@ class SalesFunnelRecordedMixin(models.AbstractModel):
     def flush_model(self, fnames=None):
         self.env["sales.funnel.queue"].sudo()._process()
         return super().flush_model(fnames)
+
+    @api.model
+    def _forget_deleted(self, fname, ids):
+        """Empty, in each table of the mixin that has it, the copies of ``fname``
+        (``user_id``, ``team_id``, ``company_id``: kept without foreign keys)
+        that name the deleted records ``ids``, as ``ON DELETE SET NULL`` did."""
+        if not ids:
+            return
+        for name in self.env.registry.descendants([self._name], "_inherit"):
+            model = self.env[name]
+            if model._abstract or fname not in model._fields:
+                continue
+            model.flush_model([fname])
+            self.env.cr.execute(
+                SQL(
+                    "UPDATE %s SET %s = NULL WHERE %s = ANY(%s)",
+                    SQL.identifier(model._table),
+                    SQL.identifier(fname),
+                    SQL.identifier(fname),
+                    list(ids),
+                )
+            )
+            model.invalidate_model([fname])

@@ -314,7 +314,7 @@ class SalesFunnelReplay(models.AbstractModel):
             """
             INSERT INTO crm_lead_stage_history (
                 lead_id, stage_id, date_in, date_out, duration_days, outcome, lost_reason_id,
-                user_id, team_id, company_id, create_uid, create_date, write_uid, write_date)
+                user_id, team_id, company_id)
             SELECT st.lead_id, st.cur_stage, st.t, st.t_out,
                    EXTRACT(EPOCH FROM (st.t_out - st.t)) / 86400.0,
                    CASE WHEN st.next_kind IS NULL THEN 'open'
@@ -323,15 +323,12 @@ class SalesFunnelReplay(models.AbstractModel):
                           OR (ns.sequence, ns.id) > (os.sequence, os.id) THEN 'forward'
                         ELSE 'back' END,
                    CASE WHEN st.next_kind = 'lost' THEN st.next_reason END,
-                   l.user_id, l.team_id, l.company_id,
-                   %(uid)s, %(now)s, %(uid)s, %(now)s
+                   l.user_id, l.team_id, l.company_id
               FROM sales_funnel_stay st
               JOIN crm_lead l ON l.id = st.lead_id
               JOIN crm_stage os ON os.id = st.cur_stage
               LEFT JOIN crm_stage ns ON ns.id = st.next_stage
-            """,
-            uid=self.env.uid,
-            now=self.env.cr.now(),
+            """
         )
 
     @api.model

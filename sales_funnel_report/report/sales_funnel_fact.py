@@ -33,7 +33,7 @@ class SalesFunnelFact(models.Model):
     # checking five keys on every row written was a tenth of what recording adds
     # to a stage write. A stage's rows go with its step, a loss reason used by a
     # deal cannot be deleted, and a deleted salesperson, team or company is
-    # forgotten as ON DELETE SET NULL did (:meth:`_forget_deleted`).
+    # forgotten as ON DELETE SET NULL did (``sales.funnel.recorded.mixin._forget_deleted``).
     stage_id = fields.Integer(index="btree_not_null")
     # the stage's sequence on pipeline rows, the step's on fulfilment rows
     stage_sequence = fields.Integer(required=True)
@@ -94,23 +94,6 @@ class SalesFunnelFact(models.Model):
             fulfilling,
         )
         self.invalidate_model()
-
-    @api.model
-    def _forget_deleted(self, fname, ids):
-        """Empty the copies of ``fname`` (``user_id``, ``team_id``, ``company_id``)
-        that name the deleted records ``ids``, as the deals' own foreign keys do."""
-        if not ids:
-            return
-        self.flush_model([fname])
-        self.env.cr.execute(
-            SQL(
-                "UPDATE sales_funnel_fact SET %s = NULL WHERE %s = ANY(%s)",
-                SQL.identifier(fname),
-                SQL.identifier(fname),
-                list(ids),
-            )
-        )
-        self.invalidate_model([fname])
 
     @api.model
     def _refresh_all_bulk(self):

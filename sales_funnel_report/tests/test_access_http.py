@@ -112,7 +112,7 @@ class TestAccessOverHttp(HttpCase, FunnelCase):
         cr = self.env.cr
         cr.execute("""
             SELECT id, lead_id, stage_id, date_in, date_out, round(duration_days::numeric, 6),
-                   outcome, lost_reason_id, user_id, team_id, company_id, write_uid
+                   outcome, lost_reason_id, user_id, team_id, company_id
               FROM crm_lead_stage_history ORDER BY id
         """)
         stays = cr.fetchall()

@@ -75,3 +75,53 @@ class TestConcurrentMoves(TransactionCase):
             with self._connection() as cr:
                 self._env(cr)["crm.lead"].browse(lead_id).unlink()
                 cr.commit()  # pylint: disable=invalid-commit
+
+    def test_a_stage_write_does_not_wait_on_the_deals_salesperson_team_or_company(self):
+        # The stays copy them without foreign keys: no key check locks their rows,
+        # so another transaction holding them (FOR UPDATE) does not hold up the move.
+        with self._connection() as cr:
+            env = self._env(cr)
+            first, second = env["crm.stage"].search([], limit=2, order="sequence, id").ids
+            seller = env.ref("base.user_admin")
+            held = {
+                "res_users": seller.id,
+                "crm_team": env["crm.team"].search([], limit=1).id,
+                "res_company": seller.company_id.id,
+            }
+            lead_id = (
+                env["crm.lead"]
+                .create(
+                    {
+                        "name": "Held",
+                        "type": "opportunity",
+                        "stage_id": first,
+                        "user_id": held["res_users"],
+                        "team_id": held["crm_team"],
+                        "company_id": held["res_company"],
+                    }
+                )
+                .id
+            )
+            cr.commit()  # pylint: disable=invalid-commit
+        try:
+            with self._connection() as cr1, self._connection() as cr2:
+                for table, record_id in held.items():
+                    cr1.execute(f"SELECT 1 FROM {table} WHERE id = %s FOR UPDATE", [record_id])
+                # a key check would wait on those rows: fail within a second instead
+                cr2.execute("SET LOCAL lock_timeout = '1s'")
+                self._env(cr2)["crm.lead"].browse(lead_id).write({"stage_id": second})
+                cr2.commit()
+                cr1.rollback()
+            stays = self._stays(lead_id)
+            self.assertEqual([(s[0], s[3]) for s in stays], [(first, "forward"), (second, "open")])
+            with self._connection() as cr:
+                cr.execute(
+                    """SELECT user_id, team_id, company_id FROM crm_lead_stage_history
+                        WHERE lead_id = %s AND date_out IS NULL""",
+                    [lead_id],
+                )
+                self.assertEqual(cr.fetchall(), [tuple(held.values())])
+        finally:
+            with self._connection() as cr:
+                self._env(cr)["crm.lead"].browse(lead_id).unlink()
+                cr.commit()  # pylint: disable=invalid-commit

@@ -8,7 +8,15 @@ from .fulfilment_common import FulfilmentCase
 class TestFunnelRowsRewrite(FulfilmentCase):
     """How recording rewrites a deal's funnel rows: only the rows that change,
     in as few statements as possible, and the copies of deleted salespeople,
-    teams and companies emptied as a foreign key would."""
+    teams and companies emptied as a foreign key would, in the funnel rows and
+    in the stays."""
+
+    def by_stays(self, deal, fname):
+        """The deal's stays counted by ``fname``, as the stage history groups them."""
+        groups = self.env["crm.lead.stage.history"].web_read_group(
+            [("lead_id", "=", deal.id)], ["__count"], [fname]
+        )["groups"]
+        return [(g[fname], g[f"{fname}_count"]) for g in groups]
 
     def stored(self, deal):
         """The deal's pipeline rows by stage name: (row id, physical place, outcome).
@@ -85,11 +93,13 @@ class TestFunnelRowsRewrite(FulfilmentCase):
         )
         deal = self.new_deal(day(0), user=seller)
         self.move(deal, self.stage_b, day(1))
+        self.assertEqual(self.by_stays(deal, "user_id"), [((seller.id, seller.display_name), 2)])
         seller.unlink()
         groups = self.env["sales.funnel.report"].web_read_group(
             [("lead_id", "=", deal.id)], ["lead_count"], ["user_id"]
         )["groups"]
         self.assertEqual([(g["user_id"], g["lead_count"]) for g in groups], [(False, 1)])
+        self.assertEqual(self.by_stays(deal, "user_id"), [(False, 2)])
 
     def test_a_deleted_team_leaves_the_rows_without_team_at_once(self):
         deal = self.new_deal(day(0))
@@ -100,15 +110,18 @@ class TestFunnelRowsRewrite(FulfilmentCase):
         Report = self.env["sales.funnel.report"]
         groups = Report.web_read_group([("lead_id", "=", deal.id)], ["lead_count"], ["team_id"])
         self.assertEqual([(g["team_id"], g["lead_count"]) for g in groups["groups"]], [(False, 1)])
+        self.assertEqual(self.by_stays(deal, "team_id"), [(False, 2)])
         self.run_funnel_jobs()
         self.assertEqual(self.axis(deal), [("A", "passed"), ("B", "open")])
 
     def test_a_deleted_company_leaves_the_rows_without_company(self):
         company = self.env["res.company"].create({"name": "Closed branch"})
         deal = self.new_deal(day(0), user=self.env.user, company_id=company.id, team_id=False)
+        self.assertEqual(self.by_stays(deal, "company_id"), [((company.id, "Closed branch"), 1)])
         company.unlink()
         self.env.cr.execute(
             "SELECT count(*), count(company_id) FROM sales_funnel_fact WHERE lead_id = %s",
             [deal.id],
         )
         self.assertEqual(self.env.cr.fetchone(), (1, 0))
+        self.assertEqual(self.by_stays(deal, "company_id"), [(False, 1)])
