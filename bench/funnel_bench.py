@@ -553,12 +553,11 @@ def fill(cr, teams, n):
         """
         INSERT INTO crm_lead_stage_history (
             lead_id, stage_id, date_in, date_out, duration_days, outcome, lost_reason_id,
-            user_id, team_id, company_id, create_uid, create_date, write_uid, write_date)
+            user_id, team_id, company_id)
         SELECT s.lead_id, s.stage_id, s.date_in, s.date_out,
                EXTRACT(EPOCH FROM s.date_out - s.date_in) / 86400.0, s.outcome,
                CASE WHEN s.outcome = 'lost' THEN l.lost_reason_id END,
-               l.user_id, l.team_id, l.company_id,
-               1, s.date_in, 1, COALESCE(s.date_out, s.date_in)
+               l.user_id, l.team_id, l.company_id
           FROM bench_stay s
           JOIN crm_lead l ON l.id = s.lead_id
          ORDER BY s.lead_id, s.ord
