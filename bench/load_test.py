@@ -2,14 +2,15 @@
 
     load_test.py -c RC -d DB --odoo-bin PATH --log FILE --check-json FILE
                  [--seconds 120] [--clients 8] [--think 1-3] [--admin-after 20]
-                 [--drain 1200]
+                 [--drain 1200] [--smoke]
 
 DB was prepared by load_check.py. Starts Odoo in worker mode on free loopback
 ports, runs the salespeople and the administrator of load_clients.py for
 ``--seconds`` (each waits ``--think`` s, at random in that range, between two
 actions), waits (at most ``--drain`` s) for the background jobs to end,
 counts lost edits, stops Odoo, reads its log, runs ``load_check.py compare`` and
-prints the table. Exits 1 when a must-condition fails.
+prints the table. Exits 1 when a must-condition fails; with ``--smoke`` (the
+short run of ./dev test) requests over 2 s are counted but are not one.
 """
 
 import argparse
@@ -30,6 +31,7 @@ from load_clients import REQUEST_TIMEOUT, Administrator, Clock, Rpc, Salesperson
 
 HERE = Path(__file__).resolve().parent
 CLIENT_KINDS = ["move", "lose", "restore", "read_funnel", "notice"]
+ADMIN_CHANGES = ["resequence", "toggle_won", "toggle_won", "rebuild"]
 SLOW = 2.0  # seconds: no salesperson's request may take longer
 LOG_PATTERNS = {
     "deadlocks": r"deadlock detected",
@@ -336,15 +338,25 @@ def report(args, log, admin_log, events, start, jobs_left, lost, check, warmup):
         check[k]["only_before"] == check[k]["only_after"] == 0
         for k in ("refresh_all_bulk:funnel", "rebuild_from_tracking:funnel")
     )
+    # without them there was nothing to recompute while people worked
+    changes = [r.kind for r in admin_log if r.kind in ADMIN_CHANGES and not r.error]
     must = {
         "no errors": not errors,
         "no deadlocks": not found["deadlocks"],
         "no lost edits": not lost,
         "no request over 2 s": all(r.seconds <= SLOW for r in log),
+        "the administrator's changes all made while people worked": changes == ADMIN_CHANGES
+        and bool(in_window),
         "jobs drained": not jobs_left,
         "funnel equal to a full rebuild": funnel_equal,
     }
-    out += [""] + [f"{'yes' if ok else 'NO '}  {name}" for name, ok in must.items()]
+    counted_only = {"no request over 2 s"} if args.smoke else set()
+    out += [""] + [
+        f"{'yes' if ok else 'NO '}  {name}"
+        + (" (--smoke: counted, not required)" if name in counted_only else "")
+        for name, ok in must.items()
+    ]
+    must = {name: ok for name, ok in must.items() if name not in counted_only}
     print("\n".join(out))
     return 0 if all(must.values()) else 1
 
@@ -364,6 +376,7 @@ def main(argv):
     # the salespeople alone first: what their requests take without background work
     parser.add_argument("--admin-after", type=int, default=20)
     parser.add_argument("--drain", type=int, default=1200)
+    parser.add_argument("--smoke", action="store_true")
     return run(parser.parse_args(argv))
 
 
