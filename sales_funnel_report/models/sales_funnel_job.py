@@ -43,11 +43,12 @@ class SalesFunnelJob(models.Model):
     saving one of them waits for one batch at most, and the batch never waits
     for users: a deal locked by a user's open transaction is tried again at the
     end. A user's transaction that started before a batch and writes one of its
-    deals afterwards fails with a serialization error and is retried by Odoo on
-    fresh data: the batch never overwrites a deal's newer rows, and a user's
-    write never keeps stale ones. The job remembers the last deal it reached,
-    so a killed run resumes there. While users' requests are running, it gives
-    way after each batch (``GIVE_WAY``).
+    deals afterwards fails with a serialization error when the batch changed that
+    deal's rows, and is retried by Odoo on fresh data: the batch never overwrites
+    a deal's newer rows, and a user's write never keeps stale ones. Batches write
+    only rows that differ, so a deal already right is not changed. The job
+    remembers the last deal it reached, so a killed run resumes there. While
+    users' requests are running, it gives way after each batch (``GIVE_WAY``).
     """
 
     _name = "sales.funnel.job"

@@ -10,7 +10,23 @@ from . import bulk_load
 # carried in this order.
 PRIORITY = {"start": -1, "start_lost": -1, "restore": 0, "stage": 1, "lost": 2, "reason": 3}
 # The replay's working tables, dropped at its end (and at commit in any case).
-TEMP_TABLES = "sales_funnel_tracking, sales_funnel_event, sales_funnel_stay"
+TEMP_TABLES = "sales_funnel_tracking, sales_funnel_event, sales_funnel_stay, sales_funnel_rebuilt"
+# A stay's columns, as the replay writes them.
+STAY_COLUMNS = (
+    "lead_id",
+    "stage_id",
+    "date_in",
+    "date_out",
+    "duration_days",
+    "outcome",
+    "lost_reason_id",
+    "user_id",
+    "team_id",
+    "company_id",
+)
+# Never empty in a stay: joined by equality, which PostgreSQL can hash; the others
+# may be, and match when both are.
+STAY_KEYS = ("lead_id", "stage_id", "date_in", "outcome")
 
 
 class SalesFunnelReplay(models.AbstractModel):
@@ -287,42 +303,115 @@ class SalesFunnelReplay(models.AbstractModel):
 
     @api.model
     def _write_stays(self, lead_ids):
-        """Replace the deals' stays by the replayed ones, but those in deleted
-        stages: row by row for a batch of deals, in bulk for every deal (install,
-        upgrades, the command line), which empties the table and loads it
-        without its keys."""
+        """Make the deals' stays the replayed ones, but those in deleted stages:
+        for a batch of deals, only where they differ (:meth:`_bring_stays_in_line`);
+        in bulk for every deal (install, upgrades, the command line), which
+        empties the table and loads it without its keys."""
         cr = self.env.cr
         if lead_ids is not None:
-            cr.execute(
-                SQL("DELETE FROM crm_lead_stage_history WHERE lead_id = ANY(%s)", list(lead_ids))
-            )
-            counts = {"stays_replaced": cr.rowcount}
-            cr.execute(self._insert_stays_sql())
-            counts["stays_rebuilt"] = cr.rowcount
-            return counts
+            return self._bring_stays_in_line(list(lead_ids))
         cr.execute("SELECT count(*) FROM crm_lead_stage_history")
         counts = {"stays_replaced": cr.fetchone()[0]}
         with bulk_load.loaded_in_bulk(cr, "crm_lead_stage_history"):
-            cr.execute(self._insert_stays_sql())
+            cr.execute(
+                SQL(
+                    "INSERT INTO crm_lead_stage_history (%s) SELECT * FROM (%s) rebuilt",
+                    SQL(", ").join(map(SQL.identifier, STAY_COLUMNS)),
+                    self._rebuilt_stays_sql(),
+                )
+            )
             counts["stays_rebuilt"] = cr.rowcount
         cr.execute("ANALYZE crm_lead_stage_history")
         return counts
 
     @api.model
-    def _insert_stays_sql(self):
+    def _bring_stays_in_line(self, lead_ids):
+        """Delete the deals' stays the replay does not give, insert those it
+        gives that are missing, and leave alone the stays already as replayed:
+        rebuilding a history that live recording kept right writes nothing (no
+        new row versions for users' transactions to collide with, nothing for
+        a replica to replay). Equal stays count as often as they occur: each
+        is matched by its rank among its equals."""
+        cr = self.env.cr
+        columns = SQL(", ").join(map(SQL.identifier, STAY_COLUMNS))
+
+        def ranked(alias):
+            return SQL(
+                "row_number() OVER (PARTITION BY %s ORDER BY %s) AS n",
+                SQL(", ").join(SQL.identifier(alias, c) for c in STAY_COLUMNS),
+                SQL.identifier(alias, "id") if alias == "h" else SQL("NULL"),
+            )
+
+        old = SQL(
+            """(SELECT h.id, %s, %s FROM crm_lead_stage_history h
+                 WHERE h.lead_id = ANY(%s)) old""",
+            SQL(", ").join(SQL.identifier("h", c) for c in STAY_COLUMNS),
+            ranked("h"),
+            lead_ids,
+        )
+        same = SQL(" AND ").join(
+            [
+                SQL("old.n = new.n"),
+                *(
+                    SQL(
+                        "%s %s %s",
+                        SQL.identifier("old", c),
+                        SQL("=") if c in STAY_KEYS else SQL("IS NOT DISTINCT FROM"),
+                        SQL.identifier("new", c),
+                    )
+                    for c in STAY_COLUMNS
+                ),
+            ]
+        )
+        cr.execute(
+            SQL(
+                """CREATE TEMP TABLE sales_funnel_rebuilt ON COMMIT DROP AS
+                   SELECT r.*, %s FROM (%s) r""",
+                ranked("r"),
+                self._rebuilt_stays_sql(),
+            )
+        )
+        counts = {"stays_rebuilt": cr.rowcount}
+        cr.execute(
+            SQL(
+                """DELETE FROM crm_lead_stage_history
+                    WHERE id IN (SELECT old.id FROM %s
+                                   LEFT JOIN sales_funnel_rebuilt new ON %s
+                                  WHERE new.n IS NULL)""",
+                old,
+                same,
+            )
+        )
+        counts["stays_replaced"] = cr.rowcount
+        # what is left of the old stays is what matched: the rest is new
+        cr.execute(
+            SQL(
+                """INSERT INTO crm_lead_stage_history (%s)
+                   SELECT %s FROM sales_funnel_rebuilt new
+                     LEFT JOIN %s ON %s
+                    WHERE old.id IS NULL""",
+                columns,
+                SQL(", ").join(SQL.identifier("new", c) for c in STAY_COLUMNS),
+                old,
+                same,
+            )
+        )
+        counts["stays_written"] = cr.rowcount
+        return counts
+
+    @api.model
+    def _rebuilt_stays_sql(self):
+        """The replayed stays, with the columns of ``STAY_COLUMNS``, in that order."""
         return SQL(
             """
-            INSERT INTO crm_lead_stage_history (
-                lead_id, stage_id, date_in, date_out, duration_days, outcome, lost_reason_id,
-                user_id, team_id, company_id)
-            SELECT st.lead_id, st.cur_stage, st.t, st.t_out,
-                   EXTRACT(EPOCH FROM (st.t_out - st.t)) / 86400.0,
+            SELECT st.lead_id, st.cur_stage AS stage_id, st.t AS date_in, st.t_out AS date_out,
+                   (EXTRACT(EPOCH FROM (st.t_out - st.t)) / 86400.0)::float8 AS duration_days,
                    CASE WHEN st.next_kind IS NULL THEN 'open'
                         WHEN st.next_kind = 'lost' THEN 'lost'
                         WHEN ns.id IS NULL OR os.id IS NULL
                           OR (ns.sequence, ns.id) > (os.sequence, os.id) THEN 'forward'
-                        ELSE 'back' END,
-                   CASE WHEN st.next_kind = 'lost' THEN st.next_reason END,
+                        ELSE 'back' END AS outcome,
+                   CASE WHEN st.next_kind = 'lost' THEN st.next_reason END AS lost_reason_id,
                    l.user_id, l.team_id, l.company_id
               FROM sales_funnel_stay st
               JOIN crm_lead l ON l.id = st.lead_id

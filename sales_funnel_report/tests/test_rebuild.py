@@ -1,4 +1,5 @@
 import random
+from collections import Counter
 from datetime import timedelta
 from functools import partial
 from unittest.mock import patch
@@ -306,6 +307,84 @@ class TestRebuildFromTracking(FunnelCase):
                 ("C", day(1), None, None, "open", None),
             ],
         )
+
+    def stay_rows(self, deals):
+        """Every stay of ``deals`` with its id, as stored: (id, deal, stage, in,
+        out, days, outcome, reason)."""
+        self.env.flush_all()
+        self.env.cr.execute(
+            """SELECT id, lead_id, stage_id, date_in, date_out, duration_days, outcome,
+                      lost_reason_id
+                 FROM crm_lead_stage_history WHERE lead_id = ANY(%s) ORDER BY id""",
+            [deals.ids],
+        )
+        return self.env.cr.fetchall()
+
+    def test_a_batch_rewrites_only_the_stays_that_differ(self):
+        """A background batch of the rebuild leaves a stay already as replayed
+        where it is (same id), replaces one that differs, puts back one that is
+        missing, and counts equal stays as often as they occur."""
+        walked = self.tracked_deal(day(0), "walked")
+        for when, stage in ((1, self.stage_b), (3, self.stage_c), (4, self.stage_b)):
+            self.step(day(when), partial(walked.write, {"stage_id": stage.id}))
+        lost = self.tracked_deal(day(0), "lost")
+        self.step(day(2), partial(lost.write, {"stage_id": self.stage_b.id}))
+        self.lose(lost, self.reason_price, day(5))
+        # moved back and forth while the clock was set back: the moves are clamped
+        # to the first one's time, which makes two equal stays in B
+        twice = self.tracked_deal(day(0), "twice")
+        for when, stage in (
+            (day(6), self.stage_b),
+            (day(5, hours=1), self.stage_a),
+            (day(5, hours=2), self.stage_b),
+            (day(5, hours=3), self.stage_a),
+        ):
+            self.step(when, partial(twice.write, {"stage_id": stage.id}))
+        deals = walked | lost | twice
+        live = self.stay_rows(deals)
+        self.assertEqual(len(live), 11)
+        b_in_no_time = [row for row in live if row[1] == twice.id and row[2] == self.stage_b.id]
+        self.assertEqual(len(b_in_no_time), 2)
+        self.assertEqual(b_in_no_time[0][3:], b_in_no_time[1][3:])
+
+        with self.at(day(400)):
+            counts = self.env["sales.funnel.rebuild"]._run(deals.ids)
+        self.assertEqual(
+            (counts["stays_rebuilt"], counts["stays_replaced"], counts["stays_written"]),
+            (11, 0, 0),
+        )
+        self.assertEqual(self.stay_rows(deals), live)
+
+        # a stay changed behind Odoo's back, one deleted, one duplicated
+        changed, deleted, duplicated = live[1], live[5], live[8]
+        self.env.cr.execute(
+            """UPDATE crm_lead_stage_history
+                  SET date_out = date_out + interval '1 hour', duration_days = 9
+                WHERE id = %s""",
+            [changed[0]],
+        )
+        self.env.cr.execute("DELETE FROM crm_lead_stage_history WHERE id = %s", [deleted[0]])
+        self.env.cr.execute(
+            """INSERT INTO crm_lead_stage_history (lead_id, stage_id, date_in, date_out,
+                   duration_days, outcome, lost_reason_id, user_id, team_id, company_id)
+               SELECT lead_id, stage_id, date_in, date_out, duration_days, outcome,
+                      lost_reason_id, user_id, team_id, company_id
+                 FROM crm_lead_stage_history WHERE id = %s""",
+            [duplicated[0]],
+        )
+        self.env.invalidate_all()
+        with self.at(day(400)):
+            counts = self.env["sales.funnel.rebuild"]._run(deals.ids)
+        self.assertEqual(
+            (counts["stays_rebuilt"], counts["stays_replaced"], counts["stays_written"]),
+            (11, 2, 2),
+        )
+        after = self.stay_rows(deals)
+        kept = [row for row in live if row not in (changed, deleted)]
+        # the 9 stays that were right keep their rows; the 2 wrong ones are new rows
+        self.assertEqual([row for row in after if row[0] <= live[-1][0]], kept)
+        self.assertEqual(Counter(row[1:] for row in after), Counter(row[1:] for row in live))
+        self.assertEqual(len({row[0] for row in after} - {row[0] for row in live}), 2)
 
     def test_stays_in_deleted_stages_are_dropped(self):
         deal = self.tracked_deal(day(0), "deleted stage")
