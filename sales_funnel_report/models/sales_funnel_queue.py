@@ -116,14 +116,19 @@ class SalesFunnelQueue(models.AbstractModel):
             history, reasons=queue["reasons"], ordered=same_deals
         )
         fulfilling = recorded.get("ordered") if same_deals else None
+        invoiced = True
         if queue["orders"] or queue["moves"]:
             ordering = self._deals_of(queue["orders"], queue["moves"])
             if not ordering <= facts:
                 fulfilling = None
             facts |= ordering
             if self._confirmed_in_cache(queue["orders"]):
-                fulfilling = True
-        self.env["sales.funnel.fact"]._refresh(sorted(facts), fulfilling=fulfilling)
+                # a confirmation: asking whether the deals have invoices costs less
+                # than planning the joins over them
+                fulfilling, invoiced = True, None
+        self.env["sales.funnel.fact"]._refresh(
+            sorted(facts), fulfilling=fulfilling, invoiced=invoiced
+        )
 
     @api.model
     def _confirmed_in_cache(self, order_ids):

@@ -2,6 +2,7 @@ from odoo import api, fields, models
 from odoo.tools import SQL
 
 from ..models import bulk_load
+from .sales_funnel_milestone import invoiced_sql
 
 
 class SalesFunnelFact(models.Model):
@@ -68,14 +69,17 @@ class SalesFunnelFact(models.Model):
     ]
 
     @api.model
-    def _refresh(self, lead_ids, fulfilling=None):
+    def _refresh(self, lead_ids, fulfilling=None, invoiced=True):
         """Rewrite the funnel rows of ``lead_ids`` from the deals, their stays and
         the stages, in one statement, row by row: concurrent transactions that
         rewrite the same deal conflict (the later one is retried), and nobody
         else waits. Work over every deal goes through ``sales.funnel.job``.
 
         ``fulfilling`` says whether any of the deals has an order confirmed once,
-        when the caller knows it (``None``: asked here)."""
+        when the caller knows it (``None``: asked here). ``invoiced=None`` asks
+        whether those orders have an invoice line (a confirmation's deal
+        usually has none yet): without one, the statement does not plan the
+        joins over invoices."""
         if not lead_ids:
             return
         self.env.flush_all()
@@ -88,10 +92,14 @@ class SalesFunnelFact(models.Model):
                 )
             )
             [fulfilling] = self.env.cr.fetchone()
+        if fulfilling and invoiced is None:
+            self.env.cr.execute(SQL("SELECT %s", invoiced_sql(lead_ids)))
+            [invoiced] = self.env.cr.fetchone()
         self._write_rows(
             SQL("lead_id = ANY(%s)", list(lead_ids)),
             SQL("l.id = ANY(%s)", list(lead_ids)),
             fulfilling,
+            invoiced=invoiced,
         )
         self.invalidate_model()
 

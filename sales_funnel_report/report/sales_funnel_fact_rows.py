@@ -45,11 +45,12 @@ class SalesFunnelFact(models.Model):
 
     _inherit = "sales.funnel.fact"
 
-    def _write_rows(self, only, only_lead, fulfilling=True, bulk=False):
+    def _write_rows(self, only, only_lead, fulfilling=True, bulk=False, invoiced=True):
         """Write the funnel rows of the deals ``only_lead`` selects (alias ``l``),
         ``only`` selecting their stays and rows, from the query parts below, one
         CTE each. ``fulfilling=False`` says that none of them has an order
-        confirmed once: their milestones are then known empty (see
+        confirmed once: their milestones are then known empty; ``invoiced=False``,
+        that none of those orders has an invoice line (see
         ``sales_funnel_milestone.py``).
 
         Live, the deals' rows are brought in line: a row no longer reached is
@@ -95,7 +96,7 @@ class SalesFunnelFact(models.Model):
             %(on_conflict)s
             """,
                 deal=self._deals_cte(only_lead),
-                milestone=milestones_cte() if fulfilling else no_milestones_cte(),
+                milestone=milestones_cte(invoiced) if fulfilling else no_milestones_cte(),
                 stay=self._stays_cte(only),
                 reached=self._reached_cte(),
                 deal_state=self._deal_status_cte(),

@@ -19,29 +19,67 @@ in a CTE ``deal``.
 
 from odoo.tools import SQL
 
+# An invoice's last settlement: reconciliation of its receivable (a debit: a
+# customer invoice's total is never negative), or a payment matched without a
+# journal entry of its own.
+SETTLED = SQL(
+    """
+    GREATEST(
+        (SELECT max(p.max_date)
+           FROM account_move_line term
+           JOIN account_partial_reconcile p ON p.debit_move_id = term.id
+          WHERE term.move_id = billing.move_id AND term.display_type = 'payment_term'),
+        (SELECT max(pay.date)
+           FROM account_move__account_payment mp
+           JOIN account_payment pay ON pay.id = mp.payment_id
+          WHERE mp.invoice_id = billing.move_id AND pay.move_id IS NULL
+            AND pay.state IN ('in_process', 'paid')))
+    """
+)
 
-def milestones_cte():
+
+def milestones_cte(invoiced=True):
     """``milestone`` of the deals of ``deal``.
 
     One aggregation over the orders, their lines and invoices, whose aggregates
     ignore the rows the joins repeat (min, max, and, or): its number of groups is
     estimated from ``sale_order``'s statistics, which keeps the joins on
-    ``milestone`` hashed on a million deals."""
+    ``milestone`` hashed on a million deals.
+
+    ``invoiced=False`` says that no line of the deals' orders confirmed once
+    has an invoice line: the invoices' columns are then empty, as the joins
+    would leave them, and PostgreSQL does not plan those joins (half the
+    planning of a confirmation's statement)."""
+    if invoiced:
+        invoice_columns = SQL(
+            """m.id AS move_id, m.state AS move_state, m.invoice_date, m.payment_state,
+                   -- a posted customer invoice that no credit note reversed
+                   COALESCE(m.move_type = 'out_invoice' AND m.state = 'posted'
+                            AND m.payment_state <> 'reversed', FALSE) AS counted"""
+        )
+        invoice_joins = SQL(
+            """LEFT JOIN sale_order_line_invoice_rel rel ON rel.order_line_id = sol.id
+              LEFT JOIN account_move_line aml ON aml.id = rel.invoice_line_id
+              LEFT JOIN account_move m ON m.id = aml.move_id"""
+        )
+        settled = SETTLED
+    else:
+        invoice_columns = SQL(
+            """NULL::integer AS move_id, NULL::varchar AS move_state,
+                   NULL::date AS invoice_date, NULL::varchar AS payment_state,
+                   FALSE AS counted"""
+        )
+        invoice_joins = SQL()
+        settled = SQL("NULL::date")
     return SQL(
         """
         billing AS (
             SELECT so.opportunity_id AS lead_id, so.funnel_confirmed_at, so.state,
                    sol.display_type, sol.qty_invoiced, sol.product_uom_qty,
-                   m.id AS move_id, m.state AS move_state, m.invoice_date,
-                   m.payment_state,
-                   -- a posted customer invoice that no credit note reversed
-                   COALESCE(m.move_type = 'out_invoice' AND m.state = 'posted'
-                            AND m.payment_state <> 'reversed', FALSE) AS counted
+                   %(invoice_columns)s
               FROM sale_order so
               LEFT JOIN sale_order_line sol ON sol.order_id = so.id
-              LEFT JOIN sale_order_line_invoice_rel rel ON rel.order_line_id = sol.id
-              LEFT JOIN account_move_line aml ON aml.id = rel.invoice_line_id
-              LEFT JOIN account_move m ON m.id = aml.move_id
+              %(invoice_joins)s
              -- orders confirmed once; a cancelled one keeps its confirmation date
              WHERE so.funnel_confirmed_at IS NOT NULL
                AND so.opportunity_id IN (SELECT id FROM deal)
@@ -71,23 +109,21 @@ def milestones_cte():
              ) paid
         )
         """,
-        settled=SQL(
-            """
-            -- the invoice's last settlement: reconciliation of its receivable (a
-            -- debit: a customer invoice's total is never negative), or a payment
-            -- matched without a journal entry of its own
-            GREATEST(
-                (SELECT max(p.max_date)
-                   FROM account_move_line term
-                   JOIN account_partial_reconcile p ON p.debit_move_id = term.id
-                  WHERE term.move_id = billing.move_id AND term.display_type = 'payment_term'),
-                (SELECT max(pay.date)
-                   FROM account_move__account_payment mp
-                   JOIN account_payment pay ON pay.id = mp.payment_id
-                  WHERE mp.invoice_id = billing.move_id AND pay.move_id IS NULL
-                    AND pay.state IN ('in_process', 'paid')))
-            """
-        ),
+        invoice_columns=invoice_columns,
+        invoice_joins=invoice_joins,
+        settled=settled,
+    )
+
+
+def invoiced_sql(lead_ids):
+    """Whether a line of an order confirmed once of ``lead_ids`` has an invoice
+    line: else their milestones need no join over invoices."""
+    return SQL(
+        """EXISTS (SELECT 1 FROM sale_order so
+                     JOIN sale_order_line sol ON sol.order_id = so.id
+                     JOIN sale_order_line_invoice_rel rel ON rel.order_line_id = sol.id
+                    WHERE so.opportunity_id = ANY(%s) AND so.funnel_confirmed_at IS NOT NULL)""",
+        list(lead_ids),
     )
 
 

@@ -1,3 +1,5 @@
+from unittest.mock import patch
+
 from odoo.tests import tagged
 
 from .common import day
@@ -102,6 +104,29 @@ class TestFulfilmentSteps(FulfilmentCase):
                 # from the first invoice to the last payment
                 ("Invoiced", "passed", False, 5.0, midnight(day(3))),
                 ("Paid", "won", False, None, midnight(day(8))),
+            ],
+        )
+
+    def test_invoices_are_planned_only_for_deals_with_some(self):
+        """A confirmation whose deal has no invoice yet is recorded without the
+        joins over invoices; once one of its orders is invoiced, with them: the
+        steps are right both ways."""
+        Fact = type(self.env["sales.funnel.fact"])
+        deal = self.deal(day(0))
+        with patch.object(Fact, "_write_rows", autospec=True, side_effect=Fact._write_rows) as spy:
+            first = self.order(deal, day(1))
+        self.assertEqual([call.kwargs["invoiced"] for call in spy.call_args_list], [False])
+        self.assertEqual(self.steps(deal)[-1], ("Order", "won", False, None, day(1)))
+        self.pay(self.invoice(first, day(3)), day(4))
+        with patch.object(Fact, "_write_rows", autospec=True, side_effect=Fact._write_rows) as spy:
+            self.order(deal, day(5), price=300.0)
+        self.assertEqual([call.kwargs["invoiced"] for call in spy.call_args_list], [True])
+        # the second order, confirmed and not invoiced, holds the deal at Invoiced
+        self.assertEqual(
+            self.steps(deal)[-2:],
+            [
+                ("Order", "passed", False, 2.0, day(1)),
+                ("Invoiced", "won", False, None, midnight(day(3))),
             ],
         )
 
