@@ -335,18 +335,19 @@ class SalesFunnelReplay(models.AbstractModel):
         cr = self.env.cr
         columns = SQL(", ").join(map(SQL.identifier, STAY_COLUMNS))
 
-        def ranked(alias):
+        def ranked(alias, order):
             return SQL(
                 "row_number() OVER (PARTITION BY %s ORDER BY %s) AS n",
                 SQL(", ").join(SQL.identifier(alias, c) for c in STAY_COLUMNS),
-                SQL.identifier(alias, "id") if alias == "h" else SQL("NULL"),
+                order,
             )
 
         old = SQL(
             """(SELECT h.id, %s, %s FROM crm_lead_stage_history h
                  WHERE h.lead_id = ANY(%s)) old""",
             SQL(", ").join(SQL.identifier("h", c) for c in STAY_COLUMNS),
-            ranked("h"),
+            # the oldest of equal stays are the ones kept
+            ranked("h", SQL("h.id")),
             lead_ids,
         )
         same = SQL(" AND ").join(
@@ -367,7 +368,8 @@ class SalesFunnelReplay(models.AbstractModel):
             SQL(
                 """CREATE TEMP TABLE sales_funnel_rebuilt ON COMMIT DROP AS
                    SELECT r.*, %s FROM (%s) r""",
-                ranked("r"),
+                # equal replayed stays cannot be told apart: any order
+                ranked("r", SQL("NULL")),
                 self._rebuilt_stays_sql(),
             )
         )
