@@ -38,6 +38,7 @@ LOG_PATTERNS = {
     "errors logged": r"^\S+ \S+ \d+ (ERROR|CRITICAL) ",
     "serialization retries (Odoo retried the request)": r"tries left, try again",
     "funnel batches retried": r"Funnel batch lost a race",
+    "recordings left to the job (saves that raced a batch)": r"Funnel recording of \d+ deals",
     "worker time limits hit": r"(virtual real time limit|CPU time limit|timeout after)",
 }
 # The master logs a cron worker's timeout once per check until it reaps it: count workers.

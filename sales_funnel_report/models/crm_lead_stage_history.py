@@ -1,6 +1,7 @@
 from odoo import api, fields, models
 from odoo.tools import SQL
 
+from .lost_race import execute_racing
 from .many2one_copy import Many2oneCopy
 
 
@@ -121,7 +122,8 @@ class CrmLeadStageHistory(models.Model):
             return {}
         assert lead_ids is not None or not ordered, "ordered: for given deals only"
         self.env.flush_all()
-        self.env.cr.execute(
+        execute_racing(
+            self.env.cr,
             SQL(
                 """
             WITH lead AS (
@@ -189,7 +191,7 @@ class CrmLeadStageHistory(models.Model):
                 if ordered
                 else SQL("NULL"),
                 at=at if at is not None else SQL("%s::timestamp", self.env.cr.now()),
-            )
+            ),
         )
         lost, moved, opened, later, ordered = self.env.cr.fetchone()
         self.invalidate_model()

@@ -1,10 +1,10 @@
 import logging
 import time
 
-from psycopg2 import errors
-
 from odoo import api, fields, models
 from odoo.tools import SQL
+
+from .lost_race import LOST_RACE, execute_racing
 
 _logger = logging.getLogger(__name__)
 
@@ -49,6 +49,11 @@ class SalesFunnelJob(models.Model):
     only rows that differ, so a deal already right is not changed. The job
     remembers the last deal it reached, so a killed run resumes there. While
     users' requests are running, it gives way after each batch (``GIVE_WAY``).
+
+    A user's transaction does not fail for that race: its recording of the
+    deals (their stays, or their funnel rows) is left out of it and queued here
+    as a job over those deals only (``sales.funnel.queue``), done first, from
+    the data the user committed.
     """
 
     _name = "sales.funnel.job"
@@ -65,6 +70,8 @@ class SalesFunnelJob(models.Model):
     all_deals = fields.Boolean(readonly=True)
     team_ids = fields.Json(readonly=True)
     stage_ids = fields.Json(readonly=True)
+    # ...or these deals only: a recording a user's transaction left to the job
+    lead_ids = fields.Json(string="Deals", readonly=True)
     last_lead_id = fields.Integer(readonly=True, default=0)
     # Deals that were locked by users when their batch came: done at the end.
     retry_ids = fields.Json(readonly=True)
@@ -82,14 +89,23 @@ class SalesFunnelJob(models.Model):
         return self._create_job("history", {"all_deals": True})
 
     @api.model
-    def _create_job(self, kind, scope):
+    def _queue_recording(self, kind, lead_ids):
+        """Queue the recording of ``lead_ids`` that a user's transaction left out
+        after losing a race with a batch: their funnel rows (``facts``), or their
+        stays replayed from the chatter, then their rows (``history``)."""
+        return self._create_job(kind, {"lead_ids": lead_ids}, requested=False)
+
+    @api.model
+    def _create_job(self, kind, scope, requested=True):
         job = self.sudo().create(
             {
                 "kind": kind,
                 "all_deals": scope.get("all_deals", False),
                 "team_ids": sorted(scope.get("team_ids") or ()),
                 "stage_ids": sorted(scope.get("stage_ids") or ()),
-                "user_id": self.env.uid,
+                "lead_ids": sorted(scope["lead_ids"]) if scope.get("lead_ids") else None,
+                # told when a rebuild ends (nobody for a recording left to the job)
+                "user_id": self.env.uid if requested else False,
             }
         )
         self.env.ref("sales_funnel_report.ir_cron_sales_funnel_jobs").sudo()._trigger()
@@ -100,8 +116,10 @@ class SalesFunnelJob(models.Model):
     @api.model
     def _progress(self):
         """What is still being updated, for the funnel's notice: per kind of job,
-        the share done in percent (``None`` before the first batch counted it)."""
-        jobs = self.sudo().search([])
+        the share done in percent (``None`` before the first batch counted it).
+        Recordings left to the job are a few deals, done first, in seconds: not
+        an update of the funnel to tell readers about."""
+        jobs = self.sudo().search([]).filtered(lambda job: not job.lead_ids)
         progress = {}
         for kind in ("facts", "history"):
             of_kind = jobs.filtered(lambda job, kind=kind: job.kind == kind)
@@ -164,7 +182,7 @@ class SalesFunnelJob(models.Model):
                 more = self._process_one_batch()
                 cr.commit()  # pylint: disable=invalid-commit
                 return more
-            except (errors.SerializationFailure, errors.DeadlockDetected, errors.LockNotAvailable):
+            except LOST_RACE:
                 cr.rollback()
                 self.env.invalidate_all()
                 _logger.info("Funnel batch lost a race with users (try %s); again", attempt + 1)
@@ -172,11 +190,15 @@ class SalesFunnelJob(models.Model):
 
     @api.model
     def _process_one_batch(self):
-        """Work one batch of the oldest job; False when there is no job."""
-        job = self.sudo().search([], limit=1)
-        if not job:
+        """Work one batch of the next job; False when there is no job.
+        Recordings left to the job come first: they are a few deals, whose
+        funnel rows wait for them."""
+        self.flush_model()
+        self.env.cr.execute("SELECT id FROM sales_funnel_job ORDER BY lead_ids IS NULL, id LIMIT 1")
+        row = self.env.cr.fetchone()
+        if not row:
             return False
-        job._work_batch()
+        self.sudo().browse(row[0])._work_batch()
         return True
 
     def _work_batch(self):
@@ -185,7 +207,7 @@ class SalesFunnelJob(models.Model):
             self._finish()
             return
         if not self.total and not self.done:
-            if self.kind == "history":
+            if self.kind == "history" and self.all_deals:
                 # what the rebuilt funnel rows rest on, as on install
                 self.env["sales.funnel.rebuild"]._prepare()
             self.total = self._count_deals()
@@ -256,6 +278,8 @@ class SalesFunnelJob(models.Model):
     def _scope_sql(self):
         if self.all_deals:
             return SQL("TRUE")
+        if self.lead_ids:
+            return SQL("l.id = ANY(%s)", list(self.lead_ids))
         stages = list(self.stage_ids or [])
         return SQL(
             """(l.team_id = ANY(%(teams)s) OR l.stage_id = ANY(%(stages)s)
@@ -296,12 +320,13 @@ class SalesFunnelJob(models.Model):
         """Lock the deals no user holds, and name those a user holds: they wait
         for the end of the job. Deleted deals drop out."""
         cr = self.env.cr
-        cr.execute(
+        execute_racing(
+            cr,
             SQL(
                 """SELECT id FROM crm_lead WHERE id = ANY(%s) ORDER BY id
                FOR NO KEY UPDATE SKIP LOCKED""",
                 lead_ids,
-            )
+            ),
         )
         locked = [lead_id for (lead_id,) in cr.fetchall()]
         if len(locked) == len(lead_ids):

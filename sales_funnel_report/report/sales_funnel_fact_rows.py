@@ -1,6 +1,7 @@
 from odoo import models
 from odoo.tools import SQL
 
+from ..models.lost_race import execute_racing
 from .sales_funnel_milestone import milestones_cte, no_milestones_cte
 from .sales_funnel_outcomes import FLAGS
 
@@ -65,7 +66,8 @@ class SalesFunnelFact(models.Model):
         the last won stage of the pipeline for a won or paid deal; the deal's
         status as flags too. The loss reason is on the lost row only, durations
         on passed and lost rows only."""
-        self.env.cr.execute(
+        execute_racing(
+            self.env.cr,
             SQL(
                 """
             WITH %(deal)s, %(milestone)s, %(stay)s, %(reached)s, %(deal_state)s,
@@ -108,7 +110,7 @@ class SalesFunnelFact(models.Model):
                 columns=COLUMNS,
                 gone=SQL() if bulk else self._gone_rows_sql(only),
                 on_conflict=SQL() if bulk else UPDATE_CHANGED,
-            )
+            ),
         )
 
     def _gone_rows_sql(self, only):

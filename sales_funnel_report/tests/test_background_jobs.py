@@ -1,9 +1,13 @@
 from unittest.mock import patch
 
+from psycopg2 import errors
+
 from odoo.exceptions import AccessError
 from odoo.tests import HttpCase, new_test_user, tagged
+from odoo.tools import SQL
 
 from ..models import bulk_load, sales_funnel_job
+from ..models.lost_race import execute_racing
 from .common import FunnelCase, day
 
 
@@ -239,6 +243,43 @@ class TestPipelineChangesQueueJobs(FunnelCase):
         self.run_funnel_jobs()
         self.assertFalse(self.Job.search([]))
         self.assertEqual(self.axis(deal), [("C", "passed"), ("A", "passed"), ("B", "open")])
+
+    def test_a_failed_statement_is_logged_as_odoo_logs_it(self):
+        with (
+            self.assertLogs("odoo.sql_db", "ERROR") as logs,
+            self.assertRaises(errors.DivisionByZero),
+            self.env.cr.savepoint(),
+        ):
+            execute_racing(self.env.cr, SQL("SELECT 1 / %s", 0))
+        self.assertEqual(len(logs.output), 1)
+        self.assertIn("bad query: b'SELECT 1 / 0'", logs.output[0])
+
+    def test_a_recording_left_to_the_job_comes_first_and_is_not_announced(self):
+        """What a user's transaction left to the job after losing a race with a
+        batch: a few deals, done before the pipeline update queued earlier, and
+        not what the funnel's notice is about."""
+        self.deals_then_stage_moved_first(3, self.stage_c)
+        update = self.Job.search([])
+        deal, other = (self.env["crm.lead"].search([("name", "=", name)]) for name in ("D1", "D2"))
+        # its rows as the rolled-back recording left them: none
+        self.env["sales.funnel.fact"].search([("lead_id", "=", deal.id)]).unlink()
+        recording = self.Job._queue_recording("facts", deal.ids)
+        self.assertEqual(
+            (recording.lead_ids, recording.user_id), ([deal.id], self.env["res.users"])
+        )
+        self.assertEqual(self.Job._progress(), {"facts": None})
+        self.Job._process_one_batch()
+        self.assertFalse(recording.exists())
+        self.assertEqual((update.total, update.done), (0, 0))
+        # its rows from the deal and the stages as they are; the others wait
+        self.assertEqual(self.axis(deal), [("C", "open")])
+        self.assertEqual(self.axis(other), [("C", "open"), ("A", "passed"), ("B", "passed")])
+        self.assertEqual(self.run_funnel_jobs(), 1)
+        self.assertEqual(self.axis(other), [("C", "open")])
+        # on its own, a recording left to the job says nothing to the funnel's readers
+        self.Job._queue_recording("facts", other.ids)
+        self.assertEqual(self.Job._progress(), {})
+        self.assertEqual(self.run_funnel_jobs(), 1)
 
 
 @tagged("post_install", "-at_install")
