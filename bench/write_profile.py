@@ -74,7 +74,7 @@ def explain_addon(registry, op, item, addon):
     plans = []
 
     def before(cursor, key, query, params):
-        if key not in addon or key.startswith(("SAVEPOINT", "ROLLBACK", "EXPLAIN")):
+        if key not in addon or key.startswith(("SAVEPOINT", "ROLLBACK", "RELEASE", "EXPLAIN")):
             return
         if isinstance(query, SQL):
             query, params = query.code, query.params

@@ -87,7 +87,7 @@ class CrmLeadStageHistory(models.Model):
             )
 
     @api.model
-    def _record(self, lead_ids, at=None, reasons=True, ordered=False):
+    def _record(self, lead_ids, at=None, reasons=True, ordered=False, guard=None):
         """Bring the stays of ``lead_ids`` in line with the deals' current state.
 
         Called for the deals a transaction changed, once before it commits (see
@@ -116,7 +116,8 @@ class CrmLeadStageHistory(models.Model):
         as lost, closed by a move, opened, and given a later reason, and, with
         ``ordered``, whether any of the deals has an order confirmed once (which
         the rewrite of the same deals' funnel rows needs: asked here, it saves
-        it a round trip).
+        it a round trip). ``guard``: the ``lost_race.RaceGuard`` to run the
+        statement in.
         """
         if lead_ids is not None and not lead_ids:
             return {}
@@ -192,6 +193,7 @@ class CrmLeadStageHistory(models.Model):
                 else SQL("NULL"),
                 at=at if at is not None else SQL("%s::timestamp", self.env.cr.now()),
             ),
+            guard,
         )
         lost, moved, opened, later, ordered = self.env.cr.fetchone()
         self.invalidate_model()

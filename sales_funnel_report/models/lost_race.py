@@ -12,15 +12,24 @@ import logging
 
 from psycopg2 import errors
 
+from odoo.tools import SQL
+
 _logger = logging.getLogger("odoo.sql_db")
 
 # What a lost race raises; the other side goes on.
 LOST_RACE = (errors.SerializationFailure, errors.DeadlockDetected, errors.LockNotAvailable)
 
+SAVEPOINT = SQL("SAVEPOINT sales_funnel_race")
+RELEASE = SQL("RELEASE SAVEPOINT sales_funnel_race")
+ROLLBACK = SQL("ROLLBACK TO SAVEPOINT sales_funnel_race; RELEASE SAVEPOINT sales_funnel_race")
 
-def execute_racing(cr, query):
+
+def execute_racing(cr, query, guard=None, fetched=True):
     """Run ``query`` (an ``SQL``) on ``cr``, logged as Odoo logs a failed query
-    unless it lost a race."""
+    unless it lost a race; in a savepoint of ``guard``'s when given (``fetched``:
+    whether its result is read)."""
+    if guard is not None:
+        query = guard.wrap(query, fetched)
     try:
         cr.execute(query, log_exceptions=False)
     except LOST_RACE:
@@ -28,3 +37,38 @@ def execute_racing(cr, query):
     except Exception as error:
         _logger.error("bad query: %s\nERROR: %s", cr._obj.query or query, error)
         raise
+
+
+class RaceGuard:
+    """A savepoint around each statement that may lose a race, so that only
+    that statement is undone, sent in the same round trip as the statement:
+    a stage write's recording is two statements, and two more round trips
+    were a twentieth of what it adds to the write.
+
+    A statement whose result is read keeps its savepoint open until the next
+    one or :meth:`close`; the others release theirs at once."""
+
+    def __init__(self, cr):
+        self.cr = cr
+        self.open = False
+
+    def wrap(self, query, fetched):
+        """``query`` in a savepoint, after the release of the one before; the
+        result of a multi-statement query is its last statement's."""
+        parts = [RELEASE] if self.open else []
+        parts += [SAVEPOINT, query]
+        if not fetched:
+            parts.append(RELEASE)
+        self.open = fetched
+        return SQL("; ").join(parts)
+
+    def rollback(self):
+        """Undo the statement that lost the race (the transaction goes on; the
+        statements before it stay)."""
+        self.cr.execute(ROLLBACK)
+        self.open = False
+
+    def close(self):
+        if self.open:
+            self.cr.execute(RELEASE)
+            self.open = False

@@ -3,7 +3,7 @@ import logging
 from odoo import api, models
 from odoo.tools import SQL
 
-from .lost_race import LOST_RACE
+from .lost_race import LOST_RACE, RaceGuard
 
 _logger = logging.getLogger(__name__)
 
@@ -11,11 +11,6 @@ _logger = logging.getLogger(__name__)
 FUNNEL_QUEUE = "sales_funnel_report.queue"
 # Pipeline changes waiting to become one background job, in the same place.
 PIPELINE_QUEUE = "sales_funnel_report.job_scope"
-# Round trips of their own on every commit that records: composed once, without
-# Odoo's generated names.
-SAVEPOINT = SQL("SAVEPOINT sales_funnel_recording")
-ROLLBACK_TO_SAVEPOINT = SQL("ROLLBACK TO SAVEPOINT sales_funnel_recording")
-RELEASE_SAVEPOINT = SQL("RELEASE SAVEPOINT sales_funnel_recording")
 
 
 class SalesFunnelQueue(models.AbstractModel):
@@ -120,42 +115,33 @@ class SalesFunnelQueue(models.AbstractModel):
         deals' stays or rows after this transaction began makes writing them
         fail to serialize. Failing the user's request for it would make Odoo
         run the request again after a random wait of up to 2 s: instead the
-        recording alone is rolled back, and left to a job over those deals,
-        done first, from what this transaction commits (:meth:`_leave_to_job`).
+        statement that lost the race alone is rolled back, and what it should
+        have written is left to a job over those deals, done first, from what
+        this transaction commits: their funnel rows, and their stays replayed
+        from the chatter when the stays raced (as the batch that raced them did).
         """
         # Taken out of the queue first: what is queued from now on registers anew.
         queue = self.env.cr.precommit.data.pop(FUNNEL_QUEUE, None)
         if not queue:
             return
-        # The transaction's own writes are flushed before the savepoint: a conflict
+        # The transaction's own writes are flushed before any savepoint: a conflict
         # on them is the user's, and fails the request as usual.
         self.env.flush_all()
         history, facts = sorted(queue["history"]), queue["facts"]
-        cr = self.env.cr
-        cr.execute(SAVEPOINT)
-        try:
-            fulfilling, invoiced = self._record_stays(queue, history, facts)
-            self.env["sales.funnel.fact"]._refresh(
-                sorted(facts), fulfilling=fulfilling, invoiced=invoiced
-            )
-        except LOST_RACE as error:
-            cr.execute(ROLLBACK_TO_SAVEPOINT)
-            self._leave_to_job(queue, history, facts, error)
-        else:
-            cr.execute(RELEASE_SAVEPOINT)
-
-    @api.model
-    def _record_stays(self, queue, history, facts):
-        """Record the deals' stays, add the deals of the queued orders and
-        invoices to ``facts``; return what the rewrite of their funnel rows
-        needs to know: whether they have an order confirmed once (``None``:
-        unknown), whether those orders have invoices (``None``: unknown)."""
+        guard = RaceGuard(self.env.cr)
         # whether the deals have an order confirmed once: asked with their stays
         # when the funnel rows to rewrite are those deals' only
         same_deals = facts == set(history)
-        recorded = self.env["crm.lead.stage.history"]._record(
-            history, reasons=queue["reasons"], ordered=same_deals
-        )
+        try:
+            recorded = self.env["crm.lead.stage.history"]._record(
+                history, reasons=queue["reasons"], ordered=same_deals, guard=guard
+            )
+        except LOST_RACE as error:
+            guard.rollback()
+            self.env["crm.lead.stage.history"].invalidate_model()
+            self._leave_to_job("history", history, error)
+            facts = facts - set(history)
+            recorded, same_deals = {}, False
         fulfilling = recorded.get("ordered") if same_deals else None
         invoiced = True
         if queue["orders"] or queue["moves"]:
@@ -167,39 +153,30 @@ class SalesFunnelQueue(models.AbstractModel):
                 # a confirmation: asking whether the deals have invoices costs less
                 # than planning the joins over them
                 fulfilling, invoiced = True, None
-        return fulfilling, invoiced
+        try:
+            self.env["sales.funnel.fact"]._refresh(
+                sorted(facts), fulfilling=fulfilling, invoiced=invoiced, guard=guard
+            )
+        except LOST_RACE as error:
+            guard.rollback()
+            self.env["sales.funnel.fact"].invalidate_model()
+            self._leave_to_job("facts", facts, error)
+        guard.close()
 
     @api.model
-    def _leave_to_job(self, queue, history, facts, error):
-        """The recording lost a race with a background batch and was rolled
-        back: record the stays again when it was the funnel rows that raced (the
-        same snapshot gives the same stays), and queue a job over the deals
-        whose recording is left out. Stays that raced are replayed from the
-        chatter, as the batch that raced them did."""
-        for model in ("crm.lead.stage.history", "sales.funnel.fact"):
-            self.env[model].invalidate_model()
-        cr = self.env.cr
-        left = {"facts": set(facts)}
-        cr.execute(SAVEPOINT)
-        try:
-            self._record_stays(queue, history, left["facts"])
-        except LOST_RACE:
-            cr.execute(ROLLBACK_TO_SAVEPOINT)
-            self.env["crm.lead.stage.history"].invalidate_model()
-            left = {"history": set(history), "facts": left["facts"] - set(history)}
-        else:
-            cr.execute(RELEASE_SAVEPOINT)
-        Job = self.env["sales.funnel.job"]
-        for kind, lead_ids in left.items():
-            if lead_ids:
-                Job._queue_recording(kind, lead_ids)
+    def _leave_to_job(self, kind, lead_ids, error):
+        """Queue the recording of ``lead_ids`` that lost a race: a job of
+        ``kind`` over those deals only (``sales.funnel.job._queue_recording``)."""
+        if not lead_ids:
+            return
+        self.env["sales.funnel.job"]._queue_recording(kind, lead_ids)
         self.env.flush_all()
         _logger.info(
             "Funnel recording of %s deals lost a race with a background batch (%s); "
-            "left to the job: %s",
-            len(set(history) | set(facts)),
+            "left to a job (%s)",
+            len(lead_ids),
             error.pgcode,
-            {kind: len(lead_ids) for kind, lead_ids in left.items()},
+            kind,
         )
 
     @api.model

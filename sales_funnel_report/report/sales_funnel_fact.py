@@ -69,7 +69,7 @@ class SalesFunnelFact(models.Model):
     ]
 
     @api.model
-    def _refresh(self, lead_ids, fulfilling=None, invoiced=True):
+    def _refresh(self, lead_ids, fulfilling=None, invoiced=True, guard=None):
         """Rewrite the funnel rows of ``lead_ids`` from the deals, their stays and
         the stages, in one statement, row by row: concurrent transactions that
         rewrite the same deal conflict (the later one is retried), and nobody
@@ -79,7 +79,8 @@ class SalesFunnelFact(models.Model):
         when the caller knows it (``None``: asked here). ``invoiced=None`` asks
         whether those orders have an invoice line (a confirmation's deal
         usually has none yet): without one, the statement does not plan the
-        joins over invoices."""
+        joins over invoices. ``guard``: the ``lost_race.RaceGuard`` to write the
+        rows in."""
         if not lead_ids:
             return
         self.env.flush_all()
@@ -100,6 +101,7 @@ class SalesFunnelFact(models.Model):
             SQL("l.id = ANY(%s)", list(lead_ids)),
             fulfilling,
             invoiced=invoiced,
+            guard=guard,
         )
         self.invalidate_model()
 

@@ -46,13 +46,14 @@ class SalesFunnelFact(models.Model):
 
     _inherit = "sales.funnel.fact"
 
-    def _write_rows(self, only, only_lead, fulfilling=True, bulk=False, invoiced=True):
+    def _write_rows(self, only, only_lead, fulfilling=True, bulk=False, invoiced=True, guard=None):
         """Write the funnel rows of the deals ``only_lead`` selects (alias ``l``),
         ``only`` selecting their stays and rows, from the query parts below, one
         CTE each. ``fulfilling=False`` says that none of them has an order
         confirmed once: their milestones are then known empty; ``invoiced=False``,
         that none of those orders has an invoice line (see
-        ``sales_funnel_milestone.py``).
+        ``sales_funnel_milestone.py``); ``guard``, the ``lost_race.RaceGuard`` to
+        write in.
 
         Live, the deals' rows are brought in line: a row no longer reached is
         deleted, a new one inserted, a changed one updated; a row that did not
@@ -111,6 +112,8 @@ class SalesFunnelFact(models.Model):
                 gone=SQL() if bulk else self._gone_rows_sql(only),
                 on_conflict=SQL() if bulk else UPDATE_CHANGED,
             ),
+            guard,
+            fetched=False,
         )
 
     def _gone_rows_sql(self, only):

@@ -1,4 +1,7 @@
+from psycopg2 import errors
+
 from odoo.tests import new_test_user, tagged
+from odoo.tools import mute_logger
 
 from .common import day
 from .fulfilment_common import FulfilmentCase
@@ -61,8 +64,8 @@ class TestFunnelRowsRewrite(FulfilmentCase):
 
     def test_a_stage_write_is_recorded_in_two_statements(self):
         # one for the stays (which also tells whether the deal has an order), one
-        # for the funnel rows; and the savepoint they are left to the job from,
-        # should they lose a race with a batch, with its release
+        # for the funnel rows, each with its savepoint (should it lose a race with
+        # a batch) in the same round trip
         plain = self.deal(day(0), name="Plain")
         ordered = self.deal(day(0), name="Ordered")
         order = self.order(ordered, day(1))
@@ -72,7 +75,7 @@ class TestFunnelRowsRewrite(FulfilmentCase):
                 self.queries_to_record(
                     lambda d=deal: d.write({"stage_id": self.stage_b.id}), day(3)
                 ),
-                2 + 2,
+                2,
             )
         # the deal with an order kept its fulfilment rows
         self.assertEqual(
@@ -86,6 +89,31 @@ class TestFunnelRowsRewrite(FulfilmentCase):
                 # won at its position: a deal with an order is won (the default setting)
                 ("Invoiced", "won", False, None, day(2).replace(hour=0)),
             ],
+        )
+
+    def test_recording_leaves_no_savepoint_open(self):
+        """Each recording statement has its savepoint; none is left open, or the
+        rest of the transaction would run nested in it."""
+        deal = self.deal(day(0), name="Plain")
+        changes = [
+            # stays and funnel rows
+            lambda: deal.write({"stage_id": self.stage_b.id}),
+            # funnel rows only
+            lambda: deal.write({"expected_revenue": 1234.0}),
+        ]
+        for change in changes:
+            self.queries_to_record(change, day(1))
+            with (
+                self.assertRaises(errors.InvalidSavepointSpecification) as caught,
+                mute_logger("odoo.sql_db"),
+                self.env.cr.savepoint(),
+            ):
+                self.env.cr.execute("RELEASE SAVEPOINT sales_funnel_race")
+            # raised by this release, not by the test's own savepoint a release of
+            # an open one would have taken along
+            self.assertIn('savepoint "sales_funnel_race" does not exist', str(caught.exception))
+        self.assertEqual(
+            [(stay[0], stay[4]) for stay in self.stays(deal)], [("A", "forward"), ("B", "open")]
         )
 
     def test_a_deleted_salesperson_leaves_the_rows_unassigned(self):
