@@ -43,17 +43,15 @@ class SalesFunnelJob(models.Model):
     saving one of them waits for one batch at most, and the batch never waits
     for users: a deal locked by a user's open transaction is tried again at the
     end. A user's transaction that started before a batch and writes one of its
-    deals afterwards fails with a serialization error when the batch changed that
-    deal's rows, and is retried by Odoo on fresh data: the batch never overwrites
-    a deal's newer rows, and a user's write never keeps stale ones. Batches write
-    only rows that differ, so a deal already right is not changed. The job
-    remembers the last deal it reached, so a killed run resumes there. While
-    users' requests are running, it gives way after each batch (``GIVE_WAY``).
-
-    A user's transaction does not fail for that race: its recording of the
-    deals (their stays, or their funnel rows) is left out of it and queued here
-    as a job over those deals only (``sales.funnel.queue``), done first, from
-    the data the user committed.
+    deals afterwards cannot write that deal's rows when the batch changed them
+    (they fail to serialize): the batch never overwrites a deal's newer rows, and
+    a user's write never keeps stale ones. The user's transaction does not fail
+    for it: the recording statement that lost the race is undone alone, and
+    queued here as a job over those deals only (``sales.funnel.queue``), done
+    before the others, from the data the user committed. Batches write only rows
+    that differ, so a deal already right is not changed. The job remembers the
+    last deal it reached, so a killed run resumes there. While users' requests
+    are running, it gives way after each batch (``GIVE_WAY``).
     """
 
     _name = "sales.funnel.job"

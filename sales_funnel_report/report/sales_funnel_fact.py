@@ -64,7 +64,8 @@ class SalesFunnelFact(models.Model):
     _sql_constraints = [
         # Live recording and background batches both rewrite a deal's rows; with this
         # key, a transaction that did not see the other's rows fails to serialize and
-        # is retried, instead of counting the deal twice.
+        # its rows are written again (see lost_race.py), instead of counting the deal
+        # twice.
         ("lead_step_uniq", "UNIQUE(lead_id, step_id)", "A deal has one funnel row per step."),
     ]
 
@@ -72,8 +73,9 @@ class SalesFunnelFact(models.Model):
     def _refresh(self, lead_ids, fulfilling=None, invoiced=True, guard=None):
         """Rewrite the funnel rows of ``lead_ids`` from the deals, their stays and
         the stages, in one statement, row by row: concurrent transactions that
-        rewrite the same deal conflict (the later one is retried), and nobody
-        else waits. Work over every deal goes through ``sales.funnel.job``.
+        rewrite the same deal conflict (the later one's rows are written again,
+        see ``models/lost_race.py``), and nobody else waits. Work over every deal
+        goes through ``sales.funnel.job``.
 
         ``fulfilling`` says whether any of the deals has an order confirmed once,
         when the caller knows it (``None``: asked here). ``invoiced=None`` asks
