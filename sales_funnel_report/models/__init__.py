@@ -9,7 +9,6 @@ from . import crm_team
 from . import ir_actions
 from . import ir_module_module
 from . import ir_ui_view
-from . import lost_race
 from . import mail_message
 from . import res_company
 from . import res_config_settings

@@ -91,19 +91,20 @@ class SalesFunnelJob(models.Model):
         """Queue the recording of ``lead_ids`` that a user's transaction left out
         after losing a race with a batch: their funnel rows (``facts``), or their
         stays replayed from the chatter, then their rows (``history``)."""
-        return self._create_job(kind, {"lead_ids": lead_ids}, requested=False)
+        return self._create_job(kind, {"lead_ids": lead_ids})
 
     @api.model
-    def _create_job(self, kind, scope, requested=True):
+    def _create_job(self, kind, scope):
+        lead_ids = scope.get("lead_ids")
         job = self.sudo().create(
             {
                 "kind": kind,
                 "all_deals": scope.get("all_deals", False),
                 "team_ids": sorted(scope.get("team_ids") or ()),
                 "stage_ids": sorted(scope.get("stage_ids") or ()),
-                "lead_ids": sorted(scope["lead_ids"]) if scope.get("lead_ids") else None,
+                "lead_ids": sorted(lead_ids) if lead_ids else None,
                 # told when a rebuild ends (nobody for a recording left to the job)
-                "user_id": self.env.uid if requested else False,
+                "user_id": False if lead_ids else self.env.uid,
             }
         )
         self.env.ref("sales_funnel_report.ir_cron_sales_funnel_jobs").sudo()._trigger()
