@@ -14,6 +14,7 @@ plans to FILE.explain.txt.
 """
 
 import argparse
+import re
 import statistics
 import sys
 import time
@@ -69,16 +70,27 @@ def profile_ops(registry, work):
     return runs
 
 
+# The recording statements travel with the savepoint that guards them
+# (models/lost_race.py): EXPLAIN takes one statement, the one in between.
+GUARD = re.compile(
+    r"^\s*(?:RELEASE SAVEPOINT sales_funnel_race;\s*)?(?:SAVEPOINT sales_funnel_race;\s*)?"
+    r"(?P<statement>.*?)(?:;\s*RELEASE SAVEPOINT sales_funnel_race)?\s*$",
+    re.DOTALL,
+)
+
+
 def explain_addon(registry, op, item, addon):
     """Run ``op`` once; EXPLAIN (ANALYZE, BUFFERS) each addon statement first."""
     plans = []
 
     def before(cursor, key, query, params):
-        if key not in addon or key.startswith(("SAVEPOINT", "ROLLBACK", "RELEASE", "EXPLAIN")):
+        if key not in addon:
             return
         if isinstance(query, SQL):
             query, params = query.code, query.params
-        text = cursor._obj.mogrify(query, params).decode()
+        text = GUARD.match(cursor._obj.mogrify(query, params).decode())["statement"]
+        if not text or text.startswith(("SAVEPOINT", "ROLLBACK", "RELEASE", "EXPLAIN")):
+            return
         raw = cursor._obj
         raw.execute("SAVEPOINT bench_explain")
         raw.execute("EXPLAIN (ANALYZE, BUFFERS) " + text)
