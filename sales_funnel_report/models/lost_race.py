@@ -33,6 +33,8 @@ def execute_racing(cr, query, guard=None, fetched=True):
     try:
         cr.execute(query, log_exceptions=False)
     except LOST_RACE:
+        if guard is not None:
+            guard.lost = True
         raise
     except Exception as error:
         _logger.error("bad query: %s\nERROR: %s", cr._obj.query or query, error)
@@ -46,11 +48,14 @@ class RaceGuard:
     were a twentieth of what it adds to the write.
 
     A statement whose result is read keeps its savepoint open until the next
-    one or :meth:`close`; the others release theirs at once."""
+    one or :meth:`close`; the others release theirs at once. ``lost`` tells a
+    race lost by the guarded statement from one raised by any other: only the
+    former may be rolled back to the savepoint."""
 
     def __init__(self, cr):
         self.cr = cr
         self.open = False
+        self.lost = False
 
     def wrap(self, query, fetched):
         """``query`` in a savepoint, after the release of the one before; the
@@ -67,6 +72,7 @@ class RaceGuard:
         statements before it stay)."""
         self.cr.execute(ROLLBACK)
         self.open = False
+        self.lost = False
 
     def close(self):
         if self.open:

@@ -137,6 +137,8 @@ class SalesFunnelQueue(models.AbstractModel):
                 history, reasons=queue["reasons"], ordered=same_deals, guard=guard
             )
         except LOST_RACE as error:
+            if not guard.lost:
+                raise
             guard.rollback()
             self.env["crm.lead.stage.history"].invalidate_model()
             self._leave_to_job("history", history, error)
@@ -158,6 +160,8 @@ class SalesFunnelQueue(models.AbstractModel):
                 sorted(facts), fulfilling=fulfilling, invoiced=invoiced, guard=guard
             )
         except LOST_RACE as error:
+            if not guard.lost:
+                raise
             guard.rollback()
             self.env["sales.funnel.fact"].invalidate_model()
             self._leave_to_job("facts", facts, error)
