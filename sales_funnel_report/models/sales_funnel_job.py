@@ -48,10 +48,12 @@ class SalesFunnelJob(models.Model):
     a user's write never keeps stale ones. The user's transaction does not fail
     for it: the recording statement that lost the race is undone alone, and
     queued here as a job over those deals only (``sales.funnel.queue``), done
-    before the others, from the data the user committed. Batches write only rows
-    that differ, so a deal already right is not changed. The job remembers the
-    last deal it reached, so a killed run resumes there. While users' requests
-    are running, it gives way after each batch (``GIVE_WAY``).
+    before the others, from the data the user committed (stays only while a
+    rebuild of every deal's history runs: ``sales.funnel.queue._process``).
+    Batches write only rows that differ, so a deal already right is not changed.
+    The job remembers the last deal it reached, so a killed run resumes there.
+    While users' requests are running, it gives way after each batch
+    (``GIVE_WAY``).
     """
 
     _name = "sales.funnel.job"
@@ -133,6 +135,18 @@ class SalesFunnelJob(models.Model):
         return progress
 
     # --- processing --------------------------------------------------------------
+
+    @api.model
+    def _rebuilding_history(self):
+        """Whether a rebuild of every deal's stage history is queued or under
+        way, as this transaction sees the jobs."""
+        self.env.cr.execute(
+            SQL(
+                """SELECT EXISTS (SELECT 1 FROM sales_funnel_job
+                                   WHERE kind = 'history' AND lead_ids IS NULL)"""
+            )
+        )
+        return self.env.cr.fetchone()[0]
 
     @api.model
     def _cron_process(self):

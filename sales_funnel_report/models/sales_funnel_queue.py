@@ -118,7 +118,12 @@ class SalesFunnelQueue(models.AbstractModel):
         statement that lost the race alone is rolled back, and what it should
         have written is left to a job over those deals, done first, from what
         this transaction commits: their funnel rows, and their stays replayed
-        from the chatter when the stays raced (as the batch that raced them did).
+        from the chatter when the stays raced a rebuild of every deal's history
+        (as its batches replay every deal). Stays that raced anything else (a
+        replay of a few deals, the removal of a deleted user from them) are
+        recorded, not replayed: the request fails and Odoo runs it again, as for
+        any conflict, since a replay would give those deals' stays the
+        salesperson and team of today.
         """
         # Taken out of the queue first: what is queued from now on registers anew.
         queue = self.env.cr.precommit.data.pop(FUNNEL_QUEUE, None)
@@ -140,6 +145,8 @@ class SalesFunnelQueue(models.AbstractModel):
             if not guard.lost:
                 raise
             guard.rollback()
+            if not self.env["sales.funnel.job"]._rebuilding_history():
+                raise
             self.env["crm.lead.stage.history"].invalidate_model()
             self._leave_to_job("history", history, error)
             facts = facts - set(history)

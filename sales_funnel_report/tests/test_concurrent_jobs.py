@@ -282,6 +282,40 @@ class TestJobsRaceUsers(TransactionCase):
         self.assertEqual(self.rows(deal), [(s1, True, False), (s2, True, False), (s3, False, True)])
         self.assertEqual(self.jobs(), [])
 
+    def test_a_move_racing_another_change_of_its_stays_is_run_again(self):
+        """Stays that raced anything but a rebuild of every deal's history are
+        not replayed from the chatter (that would give them today's salesperson
+        and team): the save fails to serialize, as before any job existed, and
+        Odoo runs it again."""
+        s1, s2, s3 = self.stage_ids
+        deal = self.deal_ids[0]
+        salesman = self.env.ref("base.user_admin").id
+        with self.connection() as cr:
+            cr.execute(
+                "UPDATE crm_lead_stage_history SET user_id = %s WHERE lead_id = %s",
+                [salesman, deal],
+            )
+            cr.commit()  # pylint: disable=invalid-commit
+        attempts = []
+        with self.connection() as other_cr, self.connection() as user_cr:
+            self.env_of(user_cr)["crm.lead"].browse(deal).read(["stage_id"])  # the snapshot
+            # the salesperson deleted meanwhile: removed from the stays, as
+            # sales.funnel.queue._forget_deleted does
+            other_cr.execute(
+                """UPDATE crm_lead_stage_history SET user_id = NULL
+                    WHERE user_id = ANY(%s) AND lead_id = %s""",
+                [[salesman], deal],
+            )
+            other_cr.commit()  # pylint: disable=invalid-commit
+            self.move_with_retry(deal, s3, user_cr, attempts)
+        self.assertEqual(attempts, ["serialization failure"])
+        self.assertEqual(self.jobs(), [])
+        self.assertEqual(self.stays(deal), [(s2, "forward", True, False), (s3, "open", None, True)])
+        with self.connection() as cr:
+            cr.execute("SELECT user_id FROM crm_lead_stage_history WHERE lead_id = %s", [deal])
+            self.assertEqual(cr.fetchall(), [(None,), (None,)])
+        self.assertEqual(self.rows(deal), [(s1, True, False), (s2, True, False), (s3, False, True)])
+
     def test_the_job_gives_way_while_users_run_requests(self):
         """A user's request running on another connection is seen, and the
         scheduled action then waits after each batch as long as the batch took."""
