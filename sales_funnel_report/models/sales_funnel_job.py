@@ -109,7 +109,16 @@ class SalesFunnelJob(models.Model):
                 "user_id": False if lead_ids else self.env.uid,
             }
         )
-        self.env.ref("sales_funnel_report.ir_cron_sales_funnel_jobs").sudo()._trigger()
+        # A user's save queues jobs too: a scheduled action deleted by hand must
+        # not fail it. The job then waits for the upgrade that brings it back.
+        cron = self.env.ref("sales_funnel_report.ir_cron_sales_funnel_jobs", False)
+        if cron:
+            cron.sudo()._trigger()
+        else:
+            _logger.warning(
+                "The scheduled action Sales Funnel: Update is missing: funnel jobs wait "
+                "until the module is upgraded"
+            )
         return job
 
     # --- progress ----------------------------------------------------------------

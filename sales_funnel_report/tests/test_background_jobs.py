@@ -281,6 +281,28 @@ class TestPipelineChangesQueueJobs(FunnelCase):
         self.assertEqual(self.Job._progress(), {})
         self.assertEqual(self.run_funnel_jobs(), 1)
 
+    def test_a_deleted_scheduled_action_fails_no_save(self):
+        """The scheduled action deleted by hand: a stage change (and a user's
+        save whose recording is left to a job) still goes through; the job
+        waits, and says why in the log."""
+        deal = self.new_deal(day(0), stage=self.stage_c)
+        self.run_funnel_jobs()
+        self.env.ref("sales_funnel_report.ir_cron_sales_funnel_jobs").unlink()
+        with self.assertLogs(
+            "odoo.addons.sales_funnel_report.models.sales_funnel_job", "WARNING"
+        ) as logs:
+            with self.at(day(1)):
+                self.stage_c.with_user(self.manager).write({"sequence": 0})
+            self.flush_tracking()
+            self.Job._queue_recording("facts", deal.ids)
+        self.assertEqual(len(logs.output), 2)
+        for line in logs.output:
+            self.assertIn("Sales Funnel: Update is missing", line)
+        self.assertEqual(self.Job.search_count([]), 2)
+        self.assertEqual(self.axis(deal), [("C", "open"), ("A", "passed"), ("B", "passed")])
+        self.assertEqual(self.run_funnel_jobs(), 2)
+        self.assertEqual(self.axis(deal), [("C", "open")])
+
 
 @tagged("post_install", "-at_install")
 class TestStagesAfterWon(FunnelCase):
