@@ -214,9 +214,14 @@ class SalesFunnelJob(models.Model):
     def _process_one_batch(self):
         """Work one batch of the next job; False when there is no job.
         Recordings left to the job come first: they are a few deals, whose
-        funnel rows wait for them."""
+        funnel rows wait for them. One whose deals a user held when it came
+        waits in line with the others: a long transaction (an import) must not
+        hold up a rebuild."""
         self.flush_model()
-        self.env.cr.execute("SELECT id FROM sales_funnel_job ORDER BY lead_ids IS NULL, id LIMIT 1")
+        self.env.cr.execute(
+            """SELECT id FROM sales_funnel_job
+                ORDER BY lead_ids IS NULL OR retry_ids IS NOT NULL, id LIMIT 1"""
+        )
         row = self.env.cr.fetchone()
         if not row:
             return False

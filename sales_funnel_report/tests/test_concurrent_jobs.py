@@ -316,6 +316,30 @@ class TestJobsRaceUsers(TransactionCase):
             self.assertEqual(cr.fetchall(), [(None,), (None,)])
         self.assertEqual(self.rows(deal), [(s1, True, False), (s2, True, False), (s3, False, True)])
 
+    def test_a_recording_whose_deal_a_user_holds_lets_the_other_jobs_go_on(self):
+        """A recording left to the job comes first, but once its deal is found
+        held by a user (a long import, say), it waits in line: the pipeline
+        update queued before it goes on meanwhile."""
+        s1, s2, s3 = self.stage_ids
+        deal, other = self.deal_ids[:2]
+        self.queue_resequence()
+        with self.connection() as cr:
+            self.env_of(cr)["sales.funnel.job"]._queue_recording("facts", [deal])
+            cr.commit()  # pylint: disable=invalid-commit
+        moved = [(s3, True, False), (s1, True, False), (s2, False, True)]
+        with self.connection() as user_cr, self.connection() as job_cr:
+            user_cr.execute("SELECT 1 FROM crm_lead WHERE id = %s FOR NO KEY UPDATE", [deal])
+            Job = self.env_of(job_cr)["sales.funnel.job"]
+            self.assertTrue(Job._process_one_batch_committed())  # the recording: held
+            self.assertEqual(self.rows(other), [(s1, True, False), (s2, False, True)])
+            self.assertTrue(Job._process_one_batch_committed())  # the update goes on
+            self.assertEqual(self.rows(other), moved)
+            self.assertEqual(self.rows(deal), [(s1, True, False), (s2, False, True)])
+            user_cr.rollback()
+        self.run_jobs()
+        self.assertEqual(self.jobs(), [])
+        self.assertEqual(self.rows(deal), moved)
+
     def test_the_job_gives_way_while_users_run_requests(self):
         """A user's request running on another connection is seen, and the
         scheduled action then waits after each batch as long as the batch took."""
