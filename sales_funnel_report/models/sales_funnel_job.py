@@ -242,8 +242,13 @@ class SalesFunnelJob(models.Model):
         size = self._batch_size()
         candidates = self._next_deals(size)
         retrying = not candidates
+        waiting = []
         if retrying:
-            candidates = list(self.retry_ids or [])
+            # A batch of them at a time, like the others: a long transaction (an
+            # import) may have held thousands, and one batch of all of them would
+            # hold them past the worker's time limit, again and again.
+            held = list(self.retry_ids or [])
+            candidates, waiting = held[:size], held[size:]
         if not candidates:
             self._finish()
             return
@@ -253,14 +258,15 @@ class SalesFunnelJob(models.Model):
                 self.env["sales.funnel.rebuild"]._run(locked)
             else:
                 self.env["sales.funnel.fact"]._refresh(locked)
-        elif retrying:
+        elif retrying and not waiting:
             # only deals users still hold are left: give them a moment
             time.sleep(0.5)
         values = {"done": self.done + len(locked)}
         if locked:
             values["batch_size"] = self._next_batch_size(len(locked), time.monotonic() - started)
         if retrying:
-            values["retry_ids"] = skipped
+            # the deals still held go last
+            values["retry_ids"] = waiting + skipped
         else:
             values["last_lead_id"] = max(candidates)
             values["retry_ids"] = sorted(set(self.retry_ids or []) | set(skipped))

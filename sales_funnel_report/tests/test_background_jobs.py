@@ -281,6 +281,32 @@ class TestPipelineChangesQueueJobs(FunnelCase):
         self.assertEqual(self.Job._progress(), {})
         self.assertEqual(self.run_funnel_jobs(), 1)
 
+    def test_deals_users_held_are_retried_a_batch_at_a_time(self):
+        """Deals users held when their batch came are done at the end of the
+        job, a batch of them per transaction like the others: an import may
+        have held thousands."""
+        deals = self.env["crm.lead"].create(
+            [
+                {"name": f"Held {n}", "type": "opportunity", "stage_id": self.stage_b.id}
+                for n in range(60)
+            ]
+        )
+        self.run_funnel_jobs()
+        job = self.Job._create_job("facts", {"all_deals": True})
+        # every deal held by a user when the job passed it
+        job.write(
+            {
+                "total": 60,
+                "last_lead_id": max(deals.ids),
+                "retry_ids": deals.ids,
+                "batch_size": sales_funnel_job.MIN_BATCH_SIZE,
+            }
+        )
+        self.Job._process_one_batch()
+        self.assertEqual((job.done, job.retry_ids), (50, deals.ids[50:]))
+        self.Job._process_one_batch()
+        self.assertFalse(job.exists())
+
     def test_a_deleted_scheduled_action_fails_no_save(self):
         """The scheduled action deleted by hand: a stage change (and a user's
         save whose recording is left to a job) still goes through; the job
