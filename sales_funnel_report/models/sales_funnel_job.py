@@ -231,7 +231,8 @@ class SalesFunnelJob(models.Model):
     def _work_batch(self):
         self.ensure_one()
         if self._superseded():
-            self._finish()
+            # its requester hears when the later job ends, not of a partial rebuild
+            self._finish(notify=False)
             return
         if not self.total and not self.done:
             if self.kind == "history" and self.all_deals:
@@ -288,8 +289,8 @@ class SalesFunnelJob(models.Model):
             )
         )
 
-    def _finish(self):
-        if self.kind == "history" and self.user_id:
+    def _finish(self, notify=True):
+        if notify and self.kind == "history" and self.user_id:
             self._notify_rebuilt()
         self.unlink()
 

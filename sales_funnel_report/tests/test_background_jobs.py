@@ -178,24 +178,47 @@ class TestPipelineChangesQueueJobs(FunnelCase):
             ["crm_lead_stage_history", "sales_funnel_fact"],
         )
 
-    def test_the_administrator_hears_when_the_rebuild_ends(self):
-        self.new_deal(day(0), stage=self.stage_b)
-        admin = new_test_user(self.env, login="funnel_admin", groups="base.group_system")
-        self.env["res.config.settings"].with_user(admin).create({}).action_rebuild_stage_history()
-        self.run_funnel_jobs()
+    def rebuilt_notices(self, user):
+        """What the bus sent ``user`` about rebuilt histories."""
         self.flush_tracking()  # the bus sends at commit
-        sent = (
+        return (
             self.env["bus.bus"]
             .sudo()
             .search(
                 [
                     ("message", "like", "Stage history rebuilt"),
-                    ("channel", "like", f'"res.partner",{admin.partner_id.id}]'),
+                    ("channel", "like", f'"res.partner",{user.partner_id.id}]'),
                 ]
             )
         )
+
+    def test_the_administrator_hears_when_the_rebuild_ends(self):
+        self.new_deal(day(0), stage=self.stage_b)
+        admin = new_test_user(self.env, login="funnel_admin", groups="base.group_system")
+        self.env["res.config.settings"].with_user(admin).create({}).action_rebuild_stage_history()
+        self.run_funnel_jobs()
+        sent = self.rebuilt_notices(admin)
         self.assertEqual(len(sent), 1)
         self.assertIn("The stage history of 1 deals was rebuilt", sent.message)
+
+    def test_a_rebuild_superseded_halfway_announces_nothing(self):
+        """Rebuild pressed again while the first rebuild runs: the first one
+        stops without telling anyone the history is rebuilt; the second says
+        so, for every deal, when it ends."""
+        for n in range(3):
+            self.new_deal(day(0), stage=self.stage_b, name=f"D{n}")
+        admin = new_test_user(self.env, login="funnel_admin", groups="base.group_system")
+        settings = self.env["res.config.settings"].with_user(admin)
+        with patch.object(sales_funnel_job, "BATCH_SIZE", 2):
+            settings.create({}).action_rebuild_stage_history()
+            self.flush_tracking()
+            self.Job._process_one_batch()
+            self.assertEqual(self.Job.search([]).mapped("done"), [2])
+            settings.create({}).action_rebuild_stage_history()
+            self.run_funnel_jobs()
+        sent = self.rebuilt_notices(admin)
+        self.assertEqual(len(sent), 1)
+        self.assertIn("The stage history of 3 deals was rebuilt", sent.message)
 
     def test_a_later_job_over_every_deal_supersedes_earlier_ones(self):
         with self.at(day(1)):
