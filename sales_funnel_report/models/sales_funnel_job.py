@@ -259,6 +259,9 @@ class SalesFunnelJob(models.Model):
                 self.env["sales.funnel.rebuild"]._run(locked)
             else:
                 self.env["sales.funnel.fact"]._refresh(locked)
+                if not self.lead_ids:
+                    # a pipeline change: older saves of these deals must conflict
+                    self.env["sales.funnel.fact"]._claim_rows(locked)
         elif retrying and not waiting:
             # only deals users still hold are left: give them a moment
             time.sleep(0.5)

@@ -108,6 +108,27 @@ class SalesFunnelFact(models.Model):
         self.invalidate_model()
 
     @api.model
+    def _claim_rows(self, lead_ids):
+        """Write each deal's row at its position again, unchanged, after a batch
+        brought the rows of ``lead_ids`` in line with a changed pipeline.
+
+        A save whose transaction began before the pipeline changed computes the
+        deal's rows on the former stages. When the change left those rows as
+        they were, the batch wrote none of them, and nothing would make that
+        save conflict: its rows on the former stages would stay. Every
+        recording writes the row at the position it saw (updated or deleted):
+        rewritten here, it fails to serialize, and the save leaves its rows to a
+        job, which computes them on the new stages."""
+        if lead_ids:
+            self.env.cr.execute(
+                SQL(
+                    """UPDATE sales_funnel_fact SET lead_id = lead_id
+                        WHERE lead_id = ANY(%s) AND NOT is_passed""",
+                    list(lead_ids),
+                )
+            )
+
+    @api.model
     def _refresh_all_bulk(self):
         """Rewrite every funnel row at once, for install, upgrades and the command
         line only: it empties the table and loads it without its foreign keys and

@@ -214,6 +214,37 @@ class TestJobsRaceUsers(TransactionCase):
             rows, distinct = cr.fetchone()
         self.assertEqual((rows, distinct), (10, 10))
 
+    def test_a_save_older_than_a_pipeline_change_its_batch_left_alone(self):
+        """The manager makes a later stage won after the user's transaction began;
+        the batch finds the deal's rows unchanged (it has not reached that
+        stage). The user then moves the deal there: recorded on the former
+        stages it would be open there, not won. Its rows go to a job instead."""
+        s1, s2, s3 = self.stage_ids
+        deal = self.deal_ids[1]
+        attempts = []
+        with self.connection() as job_cr, self.connection() as user_cr:
+            self.env_of(user_cr)["crm.lead"].browse(deal).read(["stage_id"])  # the snapshot
+            with self.connection() as cr:
+                self.env_of(cr)["crm.stage"].browse(s3).write({"is_won": True})
+                cr.commit()  # pylint: disable=invalid-commit
+            before = self.rows(deal)
+            self.assertTrue(self.env_of(job_cr)["sales.funnel.job"]._process_one_batch())
+            job_cr.commit()  # pylint: disable=invalid-commit
+            self.assertEqual(self.rows(deal), before)
+            self.move_with_retry(deal, s3, user_cr, attempts)
+        self.assertEqual(attempts, [])
+        self.assertEqual(self.jobs(), [("facts", [deal])])
+        self.run_jobs()
+        self.assertEqual(
+            self.rows(deal), [(s1, True, False), (s2, True, False), (s3, False, False)]
+        )
+        with self.connection() as cr:
+            cr.execute(
+                "SELECT is_won FROM sales_funnel_fact WHERE lead_id = %s AND stage_id = %s",
+                [deal, s3],
+            )
+            self.assertEqual(cr.fetchone(), (True,))
+
     def test_a_rebuild_batch_racing_a_move_ends_as_live_recording(self):
         s1, s2, s3 = self.stage_ids
         deal = self.deal_ids[3]
