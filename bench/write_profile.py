@@ -72,11 +72,8 @@ def profile_ops(registry, work):
 
 # The recording statements travel with the savepoint that guards them
 # (models/lost_race.py): EXPLAIN takes one statement, the one in between.
-GUARD = re.compile(
-    r"^\s*(?:RELEASE SAVEPOINT sales_funnel_race;\s*)?(?:SAVEPOINT sales_funnel_race;\s*)?"
-    r"(?P<statement>.*?)(?:;\s*RELEASE SAVEPOINT sales_funnel_race)?\s*$",
-    re.DOTALL,
-)
+SKIPPED = ("SAVEPOINT", "ROLLBACK", "RELEASE", "EXPLAIN", "RESET")
+COMMENT = re.compile(r"--[^\n]*")
 
 
 def explain_addon(registry, op, item, addon):
@@ -88,13 +85,22 @@ def explain_addon(registry, op, item, addon):
             return
         if isinstance(query, SQL):
             query, params = query.code, query.params
-        text = GUARD.match(cursor._obj.mogrify(query, params).decode())["statement"]
-        if not text or text.startswith(("SAVEPOINT", "ROLLBACK", "RELEASE", "EXPLAIN")):
+        text = COMMENT.sub("", cursor._obj.mogrify(query, params).decode())
+        # the statements of one round trip, each run in turn as it would be, so
+        # that each sees what the ones before it wrote; out of their comments,
+        # the recording's statements hold no semicolon
+        statements = [
+            statement
+            for statement in (piece.strip() for piece in text.split(";"))
+            if statement and not statement.startswith(SKIPPED)
+        ]
+        if not statements:
             return
         raw = cursor._obj
         raw.execute("SAVEPOINT bench_explain")
-        raw.execute("EXPLAIN (ANALYZE, BUFFERS) " + text)
-        plans.append(f"-- {op}\n{text}\n\n" + "\n".join(r[0] for r in raw.fetchall()))
+        for statement in statements:
+            raw.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement)
+            plans.append(f"-- {op}\n{statement}\n\n" + "\n".join(r[0] for r in raw.fetchall()))
         raw.execute("ROLLBACK TO SAVEPOINT bench_explain")
 
     with spying(lambda *a: None, before):

@@ -24,12 +24,15 @@ RELEASE = SQL("RELEASE SAVEPOINT sales_funnel_race")
 ROLLBACK = SQL("ROLLBACK TO SAVEPOINT sales_funnel_race; RELEASE SAVEPOINT sales_funnel_race")
 
 
-def execute_racing(cr, query, guard=None, fetched=True):
+def execute_racing(cr, query, guard=None, fetched=True, then=None):
     """Run ``query`` (an ``SQL``) on ``cr``, logged as Odoo logs a failed query
     unless it lost a race; in a savepoint of ``guard``'s when given (``fetched``:
-    whether its result is read)."""
+    whether its result is read). ``then``: a statement sent with it, run after
+    the savepoint is released, whose result is read instead."""
     if guard is not None:
-        query = guard.wrap(query, fetched)
+        query = guard.wrap(query, fetched and then is None)
+    if then is not None:
+        query = SQL("%s; %s", query, then)
     try:
         cr.execute(query, log_exceptions=False)
     except LOST_RACE:

@@ -3,7 +3,7 @@ import logging
 from odoo import api, models
 from odoo.tools import SQL
 
-from .lost_race import LOST_RACE, RaceGuard
+from .lost_race import LOST_RACE, RaceGuard, execute_racing
 
 _logger = logging.getLogger(__name__)
 
@@ -11,6 +11,18 @@ _logger = logging.getLogger(__name__)
 FUNNEL_QUEUE = "sales_funnel_report.queue"
 # Pipeline changes waiting to become one background job, in the same place.
 PIPELINE_QUEUE = "sales_funnel_report.job_scope"
+# Whether one of the deals recorded at once has an order confirmed once: a setting
+# of the transaction, written and read by the statements of one round trip.
+ORDERED_SETTING = "sales_funnel_report.ordered"
+# Up to this many deals, the recording's statements are planned with nested loops
+# only: over a few deals' rows they are the plans chosen anyway, and not costing
+# hash and merge joins takes a tenth off planning them. Over many, the anti-joins
+# against a CTE would compare every row with every other.
+FEW_DEALS = 20
+NESTED_LOOPS_ONLY = SQL(
+    "SELECT set_config('enable_hashjoin', 'off', TRUE), set_config('enable_mergejoin', 'off', TRUE)"
+)
+PLANNER_RESET = SQL("RESET enable_hashjoin; RESET enable_mergejoin")
 
 
 class SalesFunnelQueue(models.AbstractModel):
@@ -111,19 +123,12 @@ class SalesFunnelQueue(models.AbstractModel):
     def _process(self):
         """Record what is queued: the stays, then the funnel rows.
 
-        A background batch (``sales.funnel.job``) that changed some of these
-        deals' stays or rows after this transaction began makes writing them
-        fail to serialize. Failing the user's request for it would make Odoo
-        run the request again after a random wait of up to 2 s: instead the
-        statement that lost the race alone is rolled back, and what it should
-        have written is left to a job over those deals, done first, from what
-        this transaction commits: their funnel rows, and their stays replayed
-        from the chatter when the stays raced a rebuild of every deal's history
-        (as its batches replay every deal). Stays that raced anything else (a
-        replay of a few deals, the removal of a deleted user from them) are
-        recorded, not replayed: the request fails and Odoo runs it again, as for
-        any conflict, since a replay would give those deals' stays the
-        salesperson and team of today.
+        Deal writes alone, the usual case, are recorded in one round trip
+        (:meth:`_record_at_once`). A background batch (``sales.funnel.job``)
+        that changed some of these deals' stays or rows after this transaction
+        began makes writing them fail to serialize: the round trip is undone and
+        the deals recorded step by step (:meth:`_record_step_by_step`), which
+        tells the stays' race from the rows'.
         """
         # Taken out of the queue first: what is queued from now on registers anew.
         queue = self.env.cr.precommit.data.pop(FUNNEL_QUEUE, None)
@@ -132,14 +137,93 @@ class SalesFunnelQueue(models.AbstractModel):
         # The transaction's own writes are flushed before any savepoint: a conflict
         # on them is the user's, and fails the request as usual.
         self.env.flush_all()
-        history, facts = sorted(queue["history"]), queue["facts"]
         guard = RaceGuard(self.env.cr)
-        # whether the deals have an order confirmed once: asked with their stays
-        # when the funnel rows to rewrite are those deals' only
-        same_deals = facts == set(history)
+        if not (queue["orders"] or queue["moves"]):
+            try:
+                self._record_at_once(queue, guard)
+            except LOST_RACE:
+                if not guard.lost:
+                    raise
+                guard.rollback()
+                self._invalidate_recorded()
+            else:
+                guard.close()
+                return
+        self._record_step_by_step(queue, guard)
+        guard.close()
+
+    @api.model
+    def _record_at_once(self, queue, guard):
+        """Record written deals in one round trip: their stays, then their funnel
+        rows without milestones, unless one of them has an order confirmed once;
+        the rows of those deals are then written by a second statement, with
+        their milestones.
+
+        The stays' statement and the rows' are each planned anew in every
+        transaction (Odoo's pooled connections drop cached plans), and the
+        milestones' joins more than double the rows' planning: most deals written
+        have no order, and whether any has is only known once the statements
+        run. So the answer is kept in a setting of the transaction that the
+        rows' statement reads as it runs, the last statement returns it, and
+        only then are the milestones planned, when needed."""
+        facts = sorted(queue["facts"])
+        if not facts:
+            return
+        few = len(facts) <= FEW_DEALS
+        parts = [NESTED_LOOPS_ONLY] if few else []
+        if queue["history"]:
+            parts.append(
+                self.env["crm.lead.stage.history"]._record_sql(
+                    sorted(queue["history"]), reasons=queue["reasons"], counted=False
+                )
+            )
+        none_ordered = SQL("current_setting(%s) = 'false'", ORDERED_SETTING)
+        parts += [
+            SQL(
+                """SELECT set_config(%s, EXISTS (
+                       SELECT 1 FROM sale_order
+                        WHERE opportunity_id = ANY(%s) AND funnel_confirmed_at IS NOT NULL
+                   )::text, TRUE)""",
+                ORDERED_SETTING,
+                facts,
+            ),
+            self.env["sales.funnel.fact"]._rows_sql(
+                SQL("lead_id = ANY(%s) AND %s", facts, none_ordered),
+                SQL("l.id = ANY(%s) AND %s", facts, none_ordered),
+                fulfilling=False,
+                few=few,
+            ),
+        ]
+        result = SQL("SELECT current_setting(%s)::boolean", ORDERED_SETTING)
+        execute_racing(
+            self.env.cr,
+            SQL(";\n").join(parts),
+            guard,
+            # after the savepoint's release, in the same round trip
+            then=SQL("%s; %s", PLANNER_RESET, result) if few else result,
+        )
+        [ordered] = self.env.cr.fetchone()
+        self._invalidate_recorded()
+        if ordered:
+            self._refresh_facts(set(facts), True, True, guard)
+
+    @api.model
+    def _record_step_by_step(self, queue, guard):
+        """Record the stays, then the funnel rows, each statement in its savepoint:
+        the one that loses a race with a background batch is rolled back alone,
+        and what it should have written is left to a job over those deals, done
+        first, from what this transaction commits: their funnel rows, and their
+        stays replayed from the chatter when the stays raced a rebuild of every
+        deal's history (as its batches replay every deal). Stays that raced
+        anything else (a replay of a few deals, the removal of a deleted user
+        from them) are recorded, not replayed: the request fails and Odoo runs it
+        again, as for any conflict, since a replay would give those deals' stays
+        the salesperson and team of today. Failing the request for the rows
+        would make Odoo run it again after a random wait of up to 2 s."""
+        history, facts = sorted(queue["history"]), set(queue["facts"])
         try:
-            recorded = self.env["crm.lead.stage.history"]._record(
-                history, reasons=queue["reasons"], ordered=same_deals, guard=guard
+            self.env["crm.lead.stage.history"]._record(
+                history, reasons=queue["reasons"], guard=guard
             )
         except LOST_RACE as error:
             if not guard.lost:
@@ -149,19 +233,20 @@ class SalesFunnelQueue(models.AbstractModel):
                 raise
             self.env["crm.lead.stage.history"].invalidate_model()
             self._leave_to_job("history", history, error)
-            facts = facts - set(history)
-            recorded, same_deals = {}, False
-        fulfilling = recorded.get("ordered") if same_deals else None
-        invoiced = True
+            facts -= set(history)
+        fulfilling, invoiced = None, True
         if queue["orders"] or queue["moves"]:
-            ordering = self._deals_of(queue["orders"], queue["moves"])
-            if not ordering <= facts:
-                fulfilling = None
-            facts |= ordering
+            facts |= self._deals_of(queue["orders"], queue["moves"])
             if self._confirmed_in_cache(queue["orders"]):
                 # a confirmation: asking whether the deals have invoices costs less
                 # than planning the joins over them
                 fulfilling, invoiced = True, None
+        self._refresh_facts(facts, fulfilling, invoiced, guard)
+
+    @api.model
+    def _refresh_facts(self, facts, fulfilling, invoiced, guard):
+        """Rewrite the funnel rows of ``facts`` in ``guard``; if that loses a race,
+        leave them to a job (see :meth:`_record_step_by_step`)."""
         try:
             self.env["sales.funnel.fact"]._refresh(
                 sorted(facts), fulfilling=fulfilling, invoiced=invoiced, guard=guard
@@ -172,7 +257,11 @@ class SalesFunnelQueue(models.AbstractModel):
             guard.rollback()
             self.env["sales.funnel.fact"].invalidate_model()
             self._leave_to_job("facts", facts, error)
-        guard.close()
+
+    @api.model
+    def _invalidate_recorded(self):
+        self.env["crm.lead.stage.history"].invalidate_model()
+        self.env["sales.funnel.fact"].invalidate_model()
 
     @api.model
     def _leave_to_job(self, kind, lead_ids, error):

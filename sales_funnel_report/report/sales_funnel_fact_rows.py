@@ -47,13 +47,26 @@ class SalesFunnelFact(models.Model):
     _inherit = "sales.funnel.fact"
 
     def _write_rows(self, only, only_lead, fulfilling=True, bulk=False, invoiced=True, guard=None):
-        """Write the funnel rows of the deals ``only_lead`` selects (alias ``l``),
-        ``only`` selecting their stays and rows, from the query parts below, one
-        CTE each. ``fulfilling=False`` says that none of them has an order
-        confirmed once: their milestones are then known empty; ``invoiced=False``,
-        that none of those orders has an invoice line (see
-        ``sales_funnel_milestone.py``); ``guard``, the ``lost_race.RaceGuard`` to
-        write in.
+        """Write the funnel rows of the deals ``only_lead`` selects (statement of
+        :meth:`_rows_sql`), in ``guard``, the ``lost_race.RaceGuard`` to write
+        them in."""
+        execute_racing(
+            self.env.cr,
+            self._rows_sql(only, only_lead, fulfilling, bulk=bulk, invoiced=invoiced),
+            guard,
+            fetched=False,
+        )
+
+    def _rows_sql(self, only, only_lead, fulfilling=True, bulk=False, invoiced=True, few=False):
+        """The statement that writes the funnel rows of the deals ``only_lead``
+        selects (alias ``l``), ``only`` selecting their stays and rows, from the
+        query parts below, one CTE each. ``fulfilling=False`` says that none of
+        them has an order confirmed once: their milestones are then known empty;
+        ``invoiced=False``, that none of those orders has an invoice line (see
+        ``sales_funnel_milestone.py``); ``few``, that they are a handful (see
+        ``sales.funnel.queue._record_at_once``): the rows are then gathered
+        apart from the deals' status, which takes a twentieth off planning the
+        statement.
 
         Live, the deals' rows are brought in line: a row no longer reached is
         deleted, a new one inserted, a changed one updated; a row that did not
@@ -67,12 +80,10 @@ class SalesFunnelFact(models.Model):
         the last won stage of the pipeline for a won or paid deal; the deal's
         status as flags too. The loss reason is on the lost row only, durations
         on passed and lost rows only."""
-        execute_racing(
-            self.env.cr,
-            SQL(
-                """
+        return SQL(
+            """
             WITH %(deal)s, %(milestone)s, %(stay)s, %(reached)s, %(deal_state)s,
-            step_row AS (
+            step_row AS %(fenced)s(
                 %(pipeline_rows)s
                 %(fulfilment_rows)s
             ), fact_row AS (
@@ -98,22 +109,20 @@ class SalesFunnelFact(models.Model):
             SELECT %(columns)s FROM fact_row
             %(on_conflict)s
             """,
-                deal=self._deals_cte(only_lead),
-                milestone=milestones_cte(invoiced) if fulfilling else no_milestones_cte(),
-                stay=self._stays_cte(only),
-                reached=self._reached_cte(),
-                deal_state=self._deal_status_cte(),
-                pipeline_rows=self._pipeline_rows_sql(),
-                # without milestones there are no fulfilment rows: nothing to plan
-                fulfilment_rows=SQL("UNION ALL %s", self._fulfilment_rows_sql())
-                if fulfilling
-                else SQL(),
-                columns=COLUMNS,
-                gone=SQL() if bulk else self._gone_rows_sql(only),
-                on_conflict=SQL() if bulk else UPDATE_CHANGED,
-            ),
-            guard,
-            fetched=False,
+            fenced=SQL("MATERIALIZED ") if few else SQL(),
+            deal=self._deals_cte(only_lead),
+            milestone=milestones_cte(invoiced) if fulfilling else no_milestones_cte(),
+            stay=self._stays_cte(only),
+            reached=self._reached_cte(),
+            deal_state=self._deal_status_cte(),
+            pipeline_rows=self._pipeline_rows_sql(),
+            # without milestones there are no fulfilment rows: nothing to plan
+            fulfilment_rows=SQL("UNION ALL %s", self._fulfilment_rows_sql())
+            if fulfilling
+            else SQL(),
+            columns=COLUMNS,
+            gone=SQL() if bulk else self._gone_rows_sql(only),
+            on_conflict=SQL() if bulk else UPDATE_CHANGED,
         )
 
     def _gone_rows_sql(self, only):

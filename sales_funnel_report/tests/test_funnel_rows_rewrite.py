@@ -62,21 +62,25 @@ class TestFunnelRowsRewrite(FulfilmentCase):
         self.assertEqual(at_a["A"][0], at_b["A"][0])
         self.assertEqual(at_a["A"][2], "open")
 
-    def test_a_stage_write_is_recorded_in_two_statements(self):
-        # one for the stays (which also tells whether the deal has an order), one
-        # for the funnel rows, each with its savepoint (should it lose a race with
-        # a batch) in the same round trip
+    def test_a_stage_write_is_recorded_in_one_round_trip(self):
+        # the stays and the funnel rows without milestones, in one savepoint (should
+        # they lose a race with a batch); a deal with an order confirmed once has
+        # its rows written again, with its milestones, in a second round trip
         plain = self.deal(day(0), name="Plain")
         ordered = self.deal(day(0), name="Ordered")
         order = self.order(ordered, day(1))
         self.invoice(order, day(2))
-        for deal in (plain, ordered):
+        for deal, round_trips in ((plain, 1), (ordered, 2)):
             self.assertEqual(
                 self.queries_to_record(
                     lambda d=deal: d.write({"stage_id": self.stage_b.id}), day(3)
                 ),
-                2,
+                round_trips,
             )
+        self.assertEqual(
+            self.steps(plain),
+            [("A", "passed", False, 3.0, day(0)), ("B", "open", False, None, day(3))],
+        )
         # the deal with an order kept its fulfilment rows
         self.assertEqual(
             self.steps(ordered),
@@ -90,6 +94,15 @@ class TestFunnelRowsRewrite(FulfilmentCase):
                 ("Invoiced", "won", False, None, day(2).replace(hour=0)),
             ],
         )
+
+    def test_recording_leaves_the_planner_as_it_was(self):
+        """A few deals' recording is planned without hash and merge joins; the
+        rest of the transaction is not."""
+        deal = self.deal(day(0), name="Plain")
+        self.queries_to_record(lambda: deal.write({"stage_id": self.stage_b.id}), day(1))
+        for setting in ("enable_hashjoin", "enable_mergejoin"):
+            self.env.cr.execute(f"SHOW {setting}")
+            self.assertEqual(self.env.cr.fetchone()[0], "on", setting)
 
     def test_recording_leaves_no_savepoint_open(self):
         """Each recording statement has its savepoint; none is left open, or the
