@@ -1,7 +1,7 @@
 {
     "name": "Sales Funnel Report",
     "summary": "Where and why deals are lost, and how long each stage takes",
-    "version": "18.0.1.9.1",
+    "version": "18.0.1.10.0",
     "category": "Sales/CRM",
     "license": "LGPL-3",
     "author": "Sales Funnel Report contributors",
