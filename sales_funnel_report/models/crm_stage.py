@@ -1,5 +1,6 @@
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
+from odoo.tools import SQL
 
 # Changing any of these moves deals' positions or reached stages in the funnel.
 PIPELINE_FIELDS = ("sequence", "team_id", "is_won")
@@ -70,11 +71,36 @@ class CrmStage(models.Model):
 
     def unlink(self):
         self._queue_funnel_update()
+        self._queue_deals_passed_through()
         return super().unlink()
 
     def _pipeline_key(self):
         # NULL is_won is false (unset booleans are stored NULL)
         return (self.sequence, self.team_id.id, bool(self.is_won))
+
+    def _queue_deals_passed_through(self):
+        """Queue the recompute of the funnel rows of the other teams' deals that
+        had stays in these stages, before their stays go with them: the pipeline
+        update finds deals by their stays, and these will have none left there
+        (their remaining stays date the steps they skipped)."""
+        if any(not stage.team_id for stage in self):
+            return  # a stage in every pipeline: the update takes every deal
+        self.env["crm.lead.stage.history"].flush_model(["stage_id", "lead_id"])
+        self.env["crm.lead"].flush_model(["team_id"])
+        self.env.cr.execute(
+            SQL(
+                """SELECT DISTINCT h.lead_id
+                     FROM crm_lead_stage_history h
+                     JOIN crm_lead l ON l.id = h.lead_id
+                    WHERE h.stage_id = ANY(%s)
+                      AND (l.team_id IS NULL OR l.team_id <> ALL(%s))""",
+                self.ids,
+                self.team_id.ids,
+            )
+        )
+        lead_ids = [lead_id for (lead_id,) in self.env.cr.fetchall()]
+        if lead_ids:
+            self.env["sales.funnel.job"]._queue_recording("facts", lead_ids)
 
     def _queue_funnel_update(self, teams_before=()):
         """Queue the recompute of the funnel rows of every deal these stages

@@ -90,9 +90,11 @@ class SalesFunnelJob(models.Model):
 
     @api.model
     def _queue_recording(self, kind, lead_ids):
-        """Queue the recording of ``lead_ids`` that a user's transaction left out
-        after losing a race with a batch: their funnel rows (``facts``), or their
-        stays replayed from the chatter, then their rows (``history``)."""
+        """Queue the recording of ``lead_ids`` by a job over those deals only:
+        what a user's transaction left out after losing a race with a batch, or
+        the deals a deleted stage took stays from. Their funnel rows
+        (``facts``), or their stays replayed from the chatter, then their rows
+        (``history``)."""
         return self._create_job(kind, {"lead_ids": lead_ids})
 
     @api.model

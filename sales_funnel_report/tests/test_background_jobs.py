@@ -72,6 +72,30 @@ class TestPipelineChangesQueueJobs(FunnelCase):
         self.env["sales.funnel.fact"]._refresh(deal.ids)
         self.assertEqual(self.funnel_rows(deal), before)
 
+    def test_deleting_a_stage_reaches_other_teams_deals_that_went_through_it(self):
+        # a deal of the first team goes B, C, then moves to the second team (keeping
+        # C): its stay in B dates its entry into X, a stage it skipped before C
+        deal = self.new_deal(day(0), stage=self.stage_b)
+        self.move(deal, self.stage_c, day(1))
+        with self.at(day(2)):
+            deal.write({"team_id": self.team2.id})
+        self.run_funnel_jobs()
+        self.assertEqual(self.entries(deal), [("X", True, day(0)), ("C", False, day(1))])
+        # deleting B deletes its stays, the deal's among them: its rows are redone
+        self.stage_b.with_user(self.manager).unlink()
+        self.run_funnel_jobs()
+        self.assertEqual(self.entries(deal), [("X", True, day(1)), ("C", False, day(1))])
+        recorded = self.funnel_rows(deal)
+        self.env["sales.funnel.fact"]._refresh(deal.ids)
+        self.assertEqual(self.funnel_rows(deal), recorded)
+
+    def entries(self, deal):
+        """The deal's steps in funnel order: whether it skipped each, and when it
+        entered it."""
+        self.flush_tracking()
+        rows = self.env["sales.funnel.fact"].sudo().search([("lead_id", "=", deal.id)])
+        return [(row.step_id.name, row.skipped, row.date_in) for row in rows]
+
     def test_team_option_queues_its_deals(self):
         self.env["crm.stage"].create({"name": "Shared", "sequence": 0})
         deal = self.new_deal(day(0), stage=self.stage_b)
