@@ -23,6 +23,11 @@ MIN_BATCH_SIZE = 50
 CALL_BUDGET = 3.0
 # A batch that lost a race with users' writes is tried again this many times.
 RETRIES = 5
+# A batch holds this transaction-level advisory lock: one runner at a time. A cron
+# worker keeps its scheduled action locked for the whole call, but *Run Manually*
+# runs it in the user's request, whose first batch commit lets that lock go: a cron
+# worker may then start beside it.
+RUNNER_LOCK = 0x5F4A0B1D
 # While users' requests are running, the job waits this share of a batch's time
 # after it: it then takes at most half of a processor, and users keep the rest.
 GIVE_WAY = 1.0
@@ -168,7 +173,11 @@ class SalesFunnelJob(models.Model):
         batches = 0
         while True:
             batch_started = time.monotonic()
-            if not self._process_one_batch_committed():
+            more = self._process_one_batch_committed()
+            if more is None:
+                # another runner is at work: it calls the action again if need be
+                return
+            if not more:
                 break
             batches += 1
             now = time.monotonic()
@@ -199,7 +208,8 @@ class SalesFunnelJob(models.Model):
     @api.model
     def _process_one_batch_committed(self):
         """One batch in its own transaction, tried again when it lost a race
-        with a user's transaction. False when no job is left."""
+        with a user's transaction. False when no job is left, None when another
+        runner is working a batch."""
         cr = self.env.cr
         for attempt in range(RETRIES):
             try:
@@ -214,12 +224,15 @@ class SalesFunnelJob(models.Model):
 
     @api.model
     def _process_one_batch(self):
-        """Work one batch of the next job; False when there is no job.
-        Recordings left to the job come first: they are a few deals, whose
-        funnel rows wait for them. One whose deals a user held when it came
-        waits in line with the others: a long transaction (an import) must not
-        hold up a rebuild."""
+        """Work one batch of the next job; False when there is no job, None when
+        another runner is working a batch (see ``RUNNER_LOCK``). Recordings left
+        to the job come first: they are a few deals, whose funnel rows wait for
+        them. One whose deals a user held when it came waits in line with the
+        others: a long transaction (an import) must not hold up a rebuild."""
         self.flush_model()
+        self.env.cr.execute(SQL("SELECT pg_try_advisory_xact_lock(%s)", RUNNER_LOCK))
+        if not self.env.cr.fetchone()[0]:
+            return None
         self.env.cr.execute(
             """SELECT id FROM sales_funnel_job
                 ORDER BY lead_ids IS NULL OR retry_ids IS NOT NULL, id LIMIT 1"""

@@ -133,6 +133,33 @@ class TestJobsRaceUsers(TransactionCase):
                 attempts.append("serialization failure")
         raise AssertionError("the save never went through")
 
+    def test_one_runner_at_a_time(self):
+        """*Run Manually* beside a cron worker: while one runner works a batch,
+        the other does nothing, and does not call the action again (the first
+        one does, if work remains)."""
+        self.queue_resequence()
+        with self.connection() as busy, self.connection() as cr:
+            busy.execute("SELECT pg_advisory_xact_lock(%s)", [sales_funnel_job.RUNNER_LOCK])
+            cron = self.env_of(cr).ref("sales_funnel_report.ir_cron_sales_funnel_jobs")
+            cr.execute("SELECT count(*) FROM ir_cron_trigger WHERE cron_id = %s", [cron.id])
+            triggers = cr.fetchone()[0]
+            cr.commit()  # pylint: disable=invalid-commit
+            Job = self.env_of(cr)["sales.funnel.job"]
+            self.assertIsNone(Job._process_one_batch_committed())
+            Job._cron_process()
+            cr.execute("SELECT count(*) FROM ir_cron_trigger WHERE cron_id = %s", [cron.id])
+            self.assertEqual(cr.fetchone()[0], triggers)
+            cr.execute("SELECT done, last_lead_id FROM sales_funnel_job")
+            self.assertEqual(cr.fetchall(), [(None, 0)], "the job was not started")
+            busy.rollback()
+            self.assertIs(Job._process_one_batch_committed(), True)
+        self.run_jobs()
+        self.assertEqual(self.jobs(), [])
+        s1, s2, s3 = self.stage_ids
+        self.assertEqual(
+            self.rows(self.deal_ids[0]), [(s3, True, False), (s1, True, False), (s2, False, True)]
+        )
+
     def test_a_save_waits_for_one_batch_and_is_kept(self):
         s1, s2, s3 = self.stage_ids
         deal = self.deal_ids[0]
