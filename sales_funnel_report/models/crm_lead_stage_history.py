@@ -101,7 +101,7 @@ class CrmLeadStageHistory(models.Model):
         return {"lost": lost, "moved": moved, "opened": opened, "reasons": later}
 
     @api.model
-    def _record_sql(self, lead_ids, at=None, reasons=True, counted=True):
+    def _record_sql(self, lead_ids, at=None, reasons=True, result=None):
         """The statement that brings the stays of ``lead_ids`` in line with the
         deals' current state.
 
@@ -127,9 +127,10 @@ class CrmLeadStageHistory(models.Model):
         (alias ``l``) to use instead of the transaction's; ``reasons=False`` says
         that no deal's loss reason changed since it was last recorded, which
         leaves the later-reason rule out of the statement (planning it was a
-        tenth of a stage write's recording). With ``counted``, the statement
-        returns how many stays it closed as lost, closed by a move, opened and
-        gave a later reason; without, nothing worth reading.
+        tenth of a stage write's recording). The statement returns how many
+        stays it closed as lost, closed by a move, opened and gave a later
+        reason, or what the ``SELECT`` ``result`` returns, when given: the
+        statement's changes run all the same.
         """
         return SQL(
             """
@@ -184,15 +185,14 @@ class CrmLeadStageHistory(models.Model):
             only=SQL("TRUE") if lead_ids is None else SQL("l.id = ANY(%s)", list(lead_ids)),
             reason=SQL(", %s", self._later_reason_cte()) if reasons else SQL(),
             # a data-modifying CTE runs whether or not the result reads it
-            result=SQL(
+            result=result
+            or SQL(
                 """SELECT (SELECT count(*) FROM closed WHERE outcome = 'lost'),
                           (SELECT count(*) FROM closed WHERE outcome <> 'lost'),
                           (SELECT count(*) FROM opened),
                           %s""",
                 SQL("(SELECT count(*) FROM reason)") if reasons else SQL("0"),
-            )
-            if counted
-            else SQL("SELECT NULL"),
+            ),
             at=at if at is not None else SQL("%s::timestamp", self.env.cr.now()),
         )
 

@@ -171,22 +171,25 @@ class SalesFunnelQueue(models.AbstractModel):
             return
         few = len(facts) <= FEW_DEALS
         parts = [NESTED_LOOPS_ONLY] if few else []
+        ask_ordered = SQL(
+            """SELECT set_config(%s, EXISTS (
+                   SELECT 1 FROM sale_order
+                    WHERE opportunity_id = ANY(%s) AND funnel_confirmed_at IS NOT NULL
+               )::text, TRUE)""",
+            ORDERED_SETTING,
+            facts,
+        )
         if queue["history"]:
+            # asked as the result of the stays' statement: one statement less
             parts.append(
                 self.env["crm.lead.stage.history"]._record_sql(
-                    sorted(queue["history"]), reasons=queue["reasons"], counted=False
+                    sorted(queue["history"]), reasons=queue["reasons"], result=ask_ordered
                 )
             )
+        else:
+            parts.append(ask_ordered)
         none_ordered = SQL("current_setting(%s) = 'false'", ORDERED_SETTING)
         parts += [
-            SQL(
-                """SELECT set_config(%s, EXISTS (
-                       SELECT 1 FROM sale_order
-                        WHERE opportunity_id = ANY(%s) AND funnel_confirmed_at IS NOT NULL
-                   )::text, TRUE)""",
-                ORDERED_SETTING,
-                facts,
-            ),
             self.env["sales.funnel.fact"]._rows_sql(
                 SQL("lead_id = ANY(%s) AND %s", facts, none_ordered),
                 SQL("l.id = ANY(%s) AND %s", facts, none_ordered),
