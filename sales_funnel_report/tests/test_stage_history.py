@@ -239,6 +239,14 @@ class TestStageHistory(FunnelCase):
         self.assert_recording_queries_constant(move_and_assign, few, many, day(1))
         History = self.env["crm.lead.stage.history"]
         self.assertEqual(History.search_count([("lead_id", "in", many.ids)]), 60)
+        # more deals than are planned as a few: the same rows as a rewrite gives
+        recorded = self.funnel_rows(few | many)
+        # the salesperson's change took the deals out of the team: B alone, their stage
+        self.assertNotEqual(many[0].team_id, self.team)
+        self.assertEqual(self.axis(many[0]), [("B", "open")])
+        self.assertEqual(len(recorded), 32)
+        self.env["sales.funnel.fact"]._refresh((few | many).ids)
+        self.assertEqual(self.funnel_rows(few | many), recorded)
 
 
 @tagged("post_install", "-at_install")
